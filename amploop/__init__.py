@@ -1,0 +1,103 @@
+"""amploop: train, evaluate, register, serve, watch and retrain deep-learning models.
+
+The public names below are imported on first use (PEP 562), so ``import amploop.train`` on a
+machine with only torch and numpy does not pull in the database and web stack.
+
+>>> import amploop
+>>> amploop.load_builtin("mnist5k").n_rows
+5000
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from amploop._version import __version__
+
+_EXPORTS = {
+    # errors
+    "AmploopError": "amploop.errors",
+    "ArtifactError": "amploop.errors",
+    "AuthError": "amploop.errors",
+    "ConfigError": "amploop.errors",
+    "DataError": "amploop.errors",
+    "DatasetNotFound": "amploop.errors",
+    "GateFailed": "amploop.errors",
+    "InputTooLarge": "amploop.errors",
+    "ModelNotFound": "amploop.errors",
+    "NotFound": "amploop.errors",
+    "PermissionDenied": "amploop.errors",
+    "QualityError": "amploop.errors",
+    "SchemaError": "amploop.errors",
+    "StoreError": "amploop.errors",
+    "TrainingError": "amploop.errors",
+    # configuration and workspace
+    "AmploopConfig": "amploop.config",
+    "load_config": "amploop.config",
+    "Workspace": "amploop.workspace",
+    # data
+    "Dataset": "amploop.data",
+    "Schema": "amploop.data",
+    "FeatureEncoder": "amploop.data",
+    "LabelEncoder": "amploop.data",
+    "builtin_names": "amploop.data",
+    "fingerprint": "amploop.data",
+    "from_numpy": "amploop.data",
+    "infer_schema": "amploop.data",
+    "load_builtin": "amploop.data",
+    "open_dataset": "amploop.data",
+    # registry
+    "ArtifactStore": "amploop.registry",
+    "Store": "amploop.registry",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amploop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from amploop.config import AmploopConfig, load_config
+    from amploop.data import (
+        Dataset,
+        FeatureEncoder,
+        LabelEncoder,
+        Schema,
+        builtin_names,
+        fingerprint,
+        from_numpy,
+        infer_schema,
+        load_builtin,
+        open_dataset,
+    )
+    from amploop.errors import (
+        AmploopError,
+        ArtifactError,
+        AuthError,
+        ConfigError,
+        DataError,
+        DatasetNotFound,
+        GateFailed,
+        InputTooLarge,
+        ModelNotFound,
+        NotFound,
+        PermissionDenied,
+        QualityError,
+        SchemaError,
+        StoreError,
+        TrainingError,
+    )
+    from amploop.registry import ArtifactStore, Store
+    from amploop.workspace import Workspace

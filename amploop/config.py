@@ -1,0 +1,255 @@
+"""``amploop.yaml``: the project's settings, validated.
+
+Values are read in three layers, each overriding the one before:
+
+1. the file (``amploop.yaml`` in the working directory, or the path given with ``--config``);
+2. environment variables ``AMPLOOP_<SECTION>__<FIELD>`` (two underscores between levels),
+   e.g. ``AMPLOOP_TRAIN__EPOCHS=3``; values are parsed as YAML scalars, so ``3`` is a number;
+3. command-line flags, passed in as dotted keys (``{"train.epochs": 3}``).
+
+Unknown keys and wrong types are errors that name the field's path and where the value came
+from. Variables without a double underscore (``AMPLOOP_HOME``, ``AMPLOOP_DB_URL``, ...) belong to
+the workspace, not to this file, and are ignored here.
+
+Examples
+--------
+>>> cfg = load_config(None, environ={"AMPLOOP_TRAIN__EPOCHS": "3"}, overrides={"train.seed": 7})
+>>> cfg.train.epochs, cfg.train.seed, cfg.train.precision
+(3, 7, 'auto')
+>>> load_config(None, environ={"AMPLOOP_TRAIN__EPOCS": "3"})
+Traceback (most recent call last):
+...
+amploop.errors.ConfigError: train.epocs (from AMPLOOP_TRAIN__EPOCS): unknown key; valid keys here: ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from amploop.errors import ConfigError
+
+__all__ = [
+    "AmploopConfig",
+    "DataConfig",
+    "EvaluateConfig",
+    "LoopConfig",
+    "ModelConfig",
+    "MonitorConfig",
+    "ProjectConfig",
+    "ServeConfig",
+    "TrainConfig",
+    "load_config",
+]
+
+CONFIG_FILE_NAME = "amploop.yaml"
+ENV_PREFIX = "AMPLOOP_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ProjectConfig(_Section):
+    name: str = "amploop-project"  # shown in reports, cards and the dashboard
+    description: str = ""  # one paragraph on what the model is for
+    owner: str = ""  # the person or team answerable for the model
+
+
+class DataConfig(_Section):
+    source: str | None = None  # a built-in dataset name (adult, mnist5k, rainfall) or a file path
+    target: str | None = None  # the label column; built-in datasets know their own
+    slice_columns: list[str] = Field(default_factory=list)  # columns to report metrics by
+    validation_fraction: float = Field(0.1, gt=0, lt=1)  # share of training rows held out
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # share held out when the data has no test split
+    datasheet: dict[str, str] = Field(default_factory=dict)  # your text per datasheet section
+
+
+class ModelConfig(_Section):
+    name: str | None = None  # registered model name; defaults to the dataset's name
+    architecture: str = "mlp"  # a built-in architecture: mlp, tabular, cnn, resnet, gpt
+    options: dict[str, Any] = Field(default_factory=dict)  # architecture keyword arguments
+
+
+class TrainConfig(_Section):
+    precision: Literal["auto", "fp32", "tf32", "bf16", "fp16"] = "auto"  # numeric precision
+    epochs: int = Field(5, ge=1)  # passes over the training data
+    batch_size: int = Field(256, ge=1)  # samples per optimizer step, per process
+    learning_rate: float = Field(1e-3, gt=0)  # peak learning rate after warmup
+    weight_decay: float = Field(0.01, ge=0)  # AdamW decoupled weight decay
+    seed: int = 0  # seeds data order and initialisation; each rank adds its rank
+    gradient_accumulation_steps: int = Field(1, ge=1)  # micro-batches per optimizer step
+    max_grad_norm: float | None = Field(1.0, gt=0)  # clip gradients to this norm; null: no clip
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)  # share of steps spent warming up
+    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile; auto: on CUDA only
+    early_stopping_patience: int | None = Field(3, ge=1)  # epochs without improvement; null: off
+    checkpoint_every_steps: int | None = Field(None, ge=1)  # null: only at the end
+    nproc_per_node: int = Field(1, ge=1)  # processes per machine (torchrun) for data parallelism
+
+
+class EvaluateConfig(_Section):
+    min_slice_size: int = Field(30, ge=1)  # smaller slices are reported as too small
+    bootstrap_samples: int = Field(1000, ge=100)  # resamples for confidence intervals
+    confidence_level: float = Field(0.95, gt=0, lt=1)  # for the intervals
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"  # address the prediction server binds
+    port: int = Field(8000, ge=1, le=65535)  # its port
+    max_batch_size: int = Field(64, ge=1)  # most requests merged into one forward pass
+    max_wait_ms: float = Field(5.0, ge=0)  # longest a request waits for others to batch with
+    max_request_bytes: int = Field(1_000_000, ge=1)  # larger request bodies get HTTP 413
+
+
+class MonitorConfig(_Section):
+    window_size: int = Field(1000, ge=10)  # predictions per drift window
+    drift_p_value: float = Field(0.01, gt=0, lt=1)  # significance for drift tests
+    reference_sample_size: int = Field(5000, ge=100)  # rows kept in the reference profile
+
+
+class LoopConfig(_Section):
+    enabled: bool = False  # let the controller retrain and promote on its own
+    check_interval_s: float = Field(3600.0, gt=0)  # how often the controller looks
+    min_new_labels: int = Field(500, ge=0)  # labelled feedback needed before a retrain
+
+
+class AmploopConfig(_Section):
+    """All of ``amploop.yaml``; every section has defaults, so an empty file is valid."""
+
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AmploopConfig:
+    """Read the file, then the environment, then the flags, and validate the result.
+
+    ``path=None`` uses ``./amploop.yaml`` when it exists and defaults otherwise; a path that is
+    given must exist. ``environ`` defaults to ``os.environ``. ``overrides`` maps dotted keys to
+    values; ``None`` values are skipped (a flag the user did not pass).
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+
+    file_path = Path(path) if path is not None else Path(CONFIG_FILE_NAME)
+    if path is not None or file_path.exists():
+        for keys, value in _leaves(_read_yaml(file_path)):
+            _put(merged, keys, value)
+            origin[keys] = str(file_path)
+
+    for name, raw in sorted((environ if environ is not None else os.environ).items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if any(not k for k in keys):
+            raise ConfigError(f"{name}: empty key between '__'; write AMPLOOP_SECTION__FIELD")
+        _put(merged, keys, _parse_scalar(raw))
+        origin[keys] = name
+
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        keys = tuple(dotted.split("."))
+        _put(merged, keys, value)
+        origin[keys] = "command line"
+
+    try:
+        return AmploopConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, origin) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; create it or drop --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list or value")
+    return data
+
+
+def _leaves(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Flatten nested sections into (path, value) pairs; dict-valued fields stay whole below depth 2."""
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in tree.items():
+        keys = (*prefix, str(key))
+        if isinstance(value, dict) and len(keys) < 2:
+            out.extend(_leaves(value, keys))
+        else:
+            out.append((keys, value))
+    return out
+
+
+def _put(tree: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def _config_error(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        dotted = ".".join(loc)
+        source = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), None)
+        where = f" (from {source})" if source else ""
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(loc[:-1])
+            problems.append(f"{dotted}{where}: unknown key; valid keys here: {', '.join(valid)}")
+        else:
+            problems.append(f"{dotted}{where}: {err['msg']}")
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ConfigError(problems[0] + more, problems=problems)
+
+
+def _valid_keys(section: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = AmploopConfig
+    for key in section:
+        field = model.model_fields.get(key)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)

@@ -1,0 +1,508 @@
+"""The Store: amploop's one source of truth for datasets, runs, models, aliases and the audit log.
+
+One SQLAlchemy implementation serves both backends, chosen by the URL's scheme:
+
+- ``sqlite:///path/amploop.db`` (the default): WAL mode, so readers never block the writer;
+  every write transaction starts with ``BEGIN IMMEDIATE``, so two processes never both read
+  and then fail to upgrade to a write lock; a busy timeout makes writers queue instead of fail.
+- ``postgresql+psycopg://user@host/db``: for teams; several servers and trainers share it.
+
+Opening a store applies the alembic migrations that are missing. Concurrent first opens are
+serialised (a lock file next to the SQLite file; a transaction-scoped advisory lock on
+PostgreSQL), and each applied step is recorded in ``schema_history``, so it is visible that
+every step ran exactly once. Backend errors are translated into :class:`StoreError` here, at
+the boundary, with the URL's password masked.
+
+Examples
+--------
+>>> import tempfile
+>>> from amploop.workspace import Workspace
+>>> ws = Workspace.from_env({"AMPLOOP_HOME": tempfile.mkdtemp()})
+>>> with Store.open(ws) as store:
+...     entry = store.append_audit("demo.run", "adult", reason="doctest", actor="alice")
+...     [(e.actor, e.action, e.target) for e in store.audit_log()]
+[('alice', 'demo.run', 'adult')]
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from amploop.data.dataset import Dataset
+from amploop.errors import DatasetNotFound, NotFound, StoreError
+from amploop.registry.artifacts import ArtifactStore
+from amploop.registry.tables import (
+    VERSION_TABLE,
+    AliasEvent,
+    AuditRow,
+    DatasetRow,
+    ModelVersionRow,
+    RegisteredModel,
+    RunRow,
+    SchemaHistory,
+    utcnow,
+)
+from amploop.workspace import Workspace, current_actor, mask_url
+
+__all__ = ["AuditEntry", "DatasetRecord", "RunRecord", "Store", "StoreInfo", "dataset_record"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works; it only has to be the same for every amploop process on the server.
+_PG_MIGRATION_LOCK_KEY = 0x616D706C6F6F70  # "amploop"
+_SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class DatasetRecord(_Record):
+    """A dataset as the store knows it: identity, shape, schema and datasheet, not the rows."""
+
+    fingerprint: str
+    name: str
+    source: str
+    n_rows: int
+    n_columns: int
+    schema: dict[str, Any]
+    datasheet: dict[str, Any] = field(default_factory=dict)
+    parents: list[str] = field(default_factory=list)
+    transformation: str | None = None
+    created_at: datetime | None = None
+
+
+def dataset_record(dataset: Dataset, *, datasheet: dict[str, Any] | None = None) -> DatasetRecord:
+    """The store's description of a dataset: fingerprint, shape, schema, lineage, datasheet."""
+    return DatasetRecord(
+        fingerprint=dataset.fingerprint,
+        name=dataset.name,
+        source=dataset.source,
+        n_rows=dataset.n_rows,
+        n_columns=dataset.n_columns,
+        schema={**dataset.schema.to_dict(), "target": dataset.target, "task": dataset.task,
+                "content_fingerprint": dataset.content_fingerprint},
+        datasheet=dict(datasheet or {}),
+        parents=list(dataset.parents),
+        transformation=dataset.transformation,
+    )
+
+
+@dataclass(frozen=True)
+class RunRecord(_Record):
+    id: str
+    kind: str
+    status: str
+    actor: str
+    config: dict[str, Any]
+    dataset_fingerprints: dict[str, str]
+    code_version: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry(_Record):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    reason: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoreInfo(_Record):
+    backend: str
+    db_url: str
+    artifacts_url: str
+    home: str
+    schema_revision: str | None
+    server: str
+    counts: dict[str, int]
+
+
+def _to_record(cls: type, row: Any) -> Any:
+    return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+class Store:
+    """Persisted state behind every amploop stage. Open with :meth:`Store.open`; close when done."""
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore, workspace: Workspace) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+        self.workspace = workspace
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, workspace: Workspace | None = None) -> Store:
+        """Connect to the workspace's database, migrate it to the newest schema, and return it."""
+        ws = workspace or Workspace.from_env()
+        engine = _create_engine(ws)
+        try:
+            _migrate(engine)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise _store_error(exc, ws.db_url) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, ArtifactStore(ws.artifacts_url), ws)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (a deferred transaction on SQLite)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise _store_error(exc, self.workspace.db_url) from None
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: everything in the block commits together or not at all."""
+        engine = self.engine.execution_options(amploop_write=True)
+        try:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise _store_error(exc, self.workspace.db_url) from None
+
+    # -- information ---------------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        tables = {
+            "datasets": DatasetRow,
+            "runs": RunRow,
+            "registered_models": RegisteredModel,
+            "model_versions": ModelVersionRow,
+            "alias_history": AliasEvent,
+            "audit_log": AuditRow,
+        }
+        with self.read() as session:
+            counts = {name: session.scalar(select(func.count()).select_from(t)) or 0
+                      for name, t in tables.items()}
+            conn = session.connection()
+            revision = MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
+            if self.backend == "sqlite":
+                mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                server = f"SQLite {conn.exec_driver_sql('select sqlite_version()').scalar()}, journal {mode}"
+            else:
+                server = str(conn.exec_driver_sql("SHOW server_version").scalar())
+                server = f"PostgreSQL {server}"
+        return StoreInfo(
+            backend=self.backend,
+            db_url=mask_url(self.workspace.db_url),
+            artifacts_url=mask_url(self.workspace.artifacts_url),
+            home=str(self.workspace.home),
+            schema_revision=revision,
+            server=server,
+            counts=counts,
+        )
+
+    def schema_history(self) -> list[dict[str, Any]]:
+        """Every migration step applied to this database, oldest first."""
+        with self.read() as session:
+            rows = session.scalars(select(SchemaHistory).order_by(SchemaHistory.id)).all()
+            return [
+                {"revision": r.revision, "applied_at": r.applied_at.isoformat(), "pid": r.pid,
+                 "host": r.host}
+                for r in rows
+            ]
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    def record_dataset(self, record: DatasetRecord, *, actor: str | None = None) -> DatasetRecord:
+        """Store a dataset's description once per fingerprint; recording it again is a no-op."""
+        existing = self._find_dataset(record.fingerprint)
+        if existing is not None:
+            return existing
+        row = DatasetRow(**{**asdict(record), "created_at": utcnow()})
+        try:
+            with self.write() as session:
+                session.add(row)
+                session.flush()
+                self._audit(session, "dataset.record", f"dataset:{record.fingerprint}",
+                            actor=actor, details={"name": record.name, "source": record.source})
+        except StoreError as exc:
+            if isinstance(exc.__context__, IntegrityError):  # another process recorded it first
+                found = self._find_dataset(record.fingerprint)
+                if found is not None:
+                    return found
+            raise
+        return _to_record(DatasetRecord, row)
+
+    def _find_dataset(self, fingerprint: str) -> DatasetRecord | None:
+        with self.read() as session:
+            row = session.get(DatasetRow, fingerprint)
+            return None if row is None else _to_record(DatasetRecord, row)
+
+    def get_dataset(self, fingerprint: str) -> DatasetRecord:
+        found = self._find_dataset(fingerprint)
+        if found is None:
+            raise DatasetNotFound(
+                f"no dataset with fingerprint {fingerprint} in the store; "
+                "`amploop store info` shows how many are recorded"
+            )
+        return found
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        with self.read() as session:
+            rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created_at)).all()
+            return [_to_record(DatasetRecord, r) for r in rows]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        kind: str,
+        *,
+        config: Mapping[str, Any],
+        dataset_fingerprints: Mapping[str, str] | None = None,
+        code_version: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> RunRecord:
+        row = RunRow(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            status="running",
+            actor=actor or current_actor(),
+            config=dict(config),
+            dataset_fingerprints=dict(dataset_fingerprints or {}),
+            code_version=dict(code_version or {}),
+            metrics={},
+            timings={},
+            error=None,
+            started_at=utcnow(),
+            finished_at=None,
+        )
+        with self.write() as session:
+            session.add(row)
+        return _to_record(RunRecord, row)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str = "finished",
+        metrics: Mapping[str, Any] | None = None,
+        timings: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
+        if status not in ("finished", "failed"):
+            raise ValueError(f"status must be 'finished' or 'failed', not {status!r}")
+        with self.write() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"no run {run_id} in the store")
+            row.status = status
+            row.metrics = {**row.metrics, **(metrics or {})}
+            row.timings = {**row.timings, **(timings or {})}
+            row.error = error
+            row.finished_at = utcnow()
+        return _to_record(RunRecord, row)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self.read() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"no run {run_id} in the store; `amploop runs` lists them")
+            return _to_record(RunRecord, row)
+
+    def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
+        with self.read() as session:
+            stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)
+            return [_to_record(RunRecord, r) for r in session.scalars(stmt).all()]
+
+    # -- audit log -----------------------------------------------------------------------------
+
+    def append_audit(
+        self,
+        action: str,
+        target: str,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the audit log in its own transaction."""
+        with self.write() as session:
+            row = self._audit(session, action, target, reason=reason, details=details, actor=actor)
+        return _to_record(AuditEntry, row)
+
+    def _audit(
+        self,
+        session: Session,
+        action: str,
+        target: str,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> AuditRow:
+        """Add an audit row inside the caller's transaction, so action and record commit together."""
+        row = AuditRow(at=utcnow(), actor=actor or current_actor(), action=action, target=target,
+                       reason=reason, details=dict(details or {}))
+        session.add(row)
+        session.flush()
+        return row
+
+    def audit_log(self, *, since: datetime | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first; ``since`` keeps those at or after that moment."""
+        stmt = select(AuditRow).order_by(AuditRow.id)
+        if since is not None:
+            stmt = stmt.where(AuditRow.at >= since)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.read() as session:
+            return [_to_record(AuditEntry, r) for r in session.scalars(stmt).all()]
+
+
+# -- engine and migrations ---------------------------------------------------------------------
+
+
+def _create_engine(ws: Workspace) -> Engine:
+    masked = mask_url(ws.db_url)
+    try:
+        url = make_url(ws.db_url)
+    except ArgumentError:
+        raise StoreError(
+            f"{masked} is not a database URL; set AMPLOOP_DB_URL to sqlite:///path/amploop.db "
+            "or postgresql+psycopg://user@host:5432/db"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend in ("postgresql", "postgres"):
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except NoSuchModuleError as exc:
+            raise StoreError(f"{masked}: {exc}; use postgresql+psycopg://") from None
+    raise StoreError(
+        f"{masked}: unsupported database '{backend}'; amploop stores state in SQLite or PostgreSQL"
+    )
+
+
+def _sqlite_engine(url: Any) -> Engine:
+    database = url.database
+    if database and database != ":memory:":
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {database}: {exc}") from None
+    engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that "begin" below decides the BEGIN kind.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe in WAL mode; fsync at checkpoints
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get("amploop_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _alembic_config(connection: Any) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    return str(ScriptDirectory.from_config(_alembic_config(None)).get_current_head())
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _migrate(engine: Engine) -> None:
+    head = head_revision()
+    if _current_revision(engine) == head:
+        return
+    database = engine.url.database
+    sqlite_file = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+    lock = FileLock(f"{database}.migrate.lock") if sqlite_file else nullcontext()
+    with lock:
+        if sqlite_file:
+            # WAL must be switched on outside a transaction; it then persists in the file.
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+            finally:
+                raw.close()
+        with engine.connect().execution_options(amploop_write=True) as conn, conn.begin():
+            if engine.dialect.name == "postgresql":
+                # Held to the end of this transaction: concurrent openers wait, then find it done.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY})
+            command.upgrade(_alembic_config(conn), "head")
+
+
+def _store_error(exc: SQLAlchemyError, db_url: str) -> StoreError:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return StoreError(
+        f"database error at {mask_url(db_url)}: {reason}; check that the database server is "
+        "running and reachable and that AMPLOOP_DB_URL is right"
+    )
