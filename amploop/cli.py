@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amploop._version import __version__
+from amploop import __version__
 from amploop.config import AmploopConfig, load_config
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import DatasetSummary
@@ -88,8 +88,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     config: Annotated[Path | None, typer.Option("--config", help="Path to amploop.yaml.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     _state.config_path = config
 
@@ -104,17 +105,19 @@ def datasets_command(as_json: JsonFlag = False) -> None:
     rows = []
     for name in builtin_names():
         info, dataset = builtin_info(name), load_builtin(name)
-        rows.append({
-            "name": name,
-            "title": info.title,
-            "rows": dataset.n_rows,
-            "columns": dataset.n_columns,
-            "target": dataset.target,
-            "task": dataset.task,
-            "splits": {k: len(v) for k, v in dataset.splits.items()},
-            "licence": info.licence,
-            "fingerprint": dataset.fingerprint,
-        })
+        rows.append(
+            {
+                "name": name,
+                "title": info.title,
+                "rows": dataset.n_rows,
+                "columns": dataset.n_columns,
+                "target": dataset.target,
+                "task": dataset.task,
+                "splits": {k: len(v) for k, v in dataset.splits.items()},
+                "licence": info.licence,
+                "fingerprint": dataset.fingerprint,
+            }
+        )
     if as_json:
         _print_json({"datasets": rows})
         return
@@ -122,8 +125,9 @@ def datasets_command(as_json: JsonFlag = False) -> None:
     for column in ("name", "rows", "columns", "target", "task", "licence"):
         table.add_column(column, justify="right" if column in ("rows", "columns") else "left")
     for row in rows:
-        table.add_row(row["name"], f"{row['rows']:,}", str(row["columns"]), row["target"],
-                      row["task"], row["licence"])
+        table.add_row(
+            row["name"], f"{row['rows']:,}", str(row["columns"]), row["target"], row["task"], row["licence"]
+        )
     out.print(table)
 
 
@@ -144,13 +148,18 @@ def data_show(
 
 def _render_summary(summary: DatasetSummary) -> None:
     splits = ", ".join(f"{k} {v:,}" for k, v in summary.splits.items())
-    out.print(f"[bold]{summary.name}[/]  {summary.rows:,} rows × {summary.columns} columns"
-              + (f"  (splits: {splits})" if splits else ""), highlight=False)
+    out.print(
+        f"[bold]{summary.name}[/]  {summary.rows:,} rows × {summary.columns} columns"
+        + (f"  (splits: {splits})" if splits else ""),
+        highlight=False,
+    )
     out.print(f"source {summary.source}   fingerprint {summary.fingerprint[:16]}…", highlight=False)
     if summary.target:
         balance = ", ".join(f"{k}: {v:,}" for k, v in summary.class_balance.items())
-        out.print(f"target [bold]{summary.target}[/] ({summary.task})" + (f"  {balance}" if balance else ""),
-                  highlight=False)
+        out.print(
+            f"target [bold]{summary.target}[/] ({summary.task})" + (f"  {balance}" if balance else ""),
+            highlight=False,
+        )
     table = Table(show_edge=False)
     for column in ("column", "kind", "missing", "distinct", "range / top values"):
         table.add_column(column)
@@ -161,7 +170,9 @@ def _render_summary(summary: DatasetSummary) -> None:
             detail = f"shape {c.shape}, values {c.minimum:g} … {c.maximum:g}"
         else:
             detail = ", ".join(f"{t[0]} ({t[1]:,})" for t in (c.top or [])[:3])
-        table.add_row(c.name, c.kind, f"{c.missing:,}", "" if c.distinct is None else f"{c.distinct:,}", detail)
+        table.add_row(
+            c.name, c.kind, f"{c.missing:,}", "" if c.distinct is None else f"{c.distinct:,}", detail
+        )
     out.print(table)
 
 
@@ -215,13 +226,18 @@ def demo(as_json: JsonFlag = False) -> None:
             dataset = load_builtin(name)
             info = builtin_info(name)
             sheet = {**info.datasheet, "licence": info.licence, "attribution": info.attribution}
-            record = store.record_dataset(dataset_record(dataset, datasheet=sheet))
+            store.record_dataset(dataset_record(dataset, datasheet=sheet))
             recorded.append(dataset.summary())
             if not as_json:
                 _render_summary(recorded[-1])
                 out.print()
-        stages.append({"stage": "data", "datasets": [s.name for s in recorded],
-                       "recorded": [r.name for r in store.list_datasets()]})
+        stages.append(
+            {
+                "stage": "data",
+                "datasets": [s.name for s in recorded],
+                "recorded": [r.name for r in store.list_datasets()],
+            }
+        )
         info_store = store.info()
     result = {
         "project": cfg.project.name,
@@ -233,8 +249,11 @@ def demo(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json(result)
         return
-    out.print(f"[bold green]demo finished[/] in {result['seconds']} s: stages run: "
-              f"{', '.join(s['stage'] for s in stages)}; state in {info_store.db_url}", highlight=False)
+    out.print(
+        f"[bold green]demo finished[/] in {result['seconds']} s: stages run: "
+        f"{', '.join(s['stage'] for s in stages)}; state in {info_store.db_url}",
+        highlight=False,
+    )
 
 
 def main() -> None:

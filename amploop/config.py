@@ -234,6 +234,8 @@ def _config_error(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -
         loc = tuple(str(part) for part in err["loc"])
         dotted = ".".join(loc)
         source = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), None)
+        if source is None:  # a whole unknown section: any value below it tells where it came from
+            source = next((src for keys, src in origin.items() if keys[: len(loc)] == loc), None)
         where = f" (from {source})" if source else ""
         if err["type"] == "extra_forbidden":
             valid = _valid_keys(loc[:-1])

@@ -32,13 +32,32 @@ __all__ = ["BuiltinInfo", "builtin_info", "builtin_names", "load_builtin"]
 _FILES = resources.files("amploop.data") / "files"
 
 ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-    "native_country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
 ]
 RAINFALL_COLUMNS = [
-    "temperature", "dew_point", "sea_level_pressure", "visibility", "average_wind_speed",
-    "max_sustained_wind_speed", "minimum_temperature", "maximum_temperature", "rain",
+    "temperature",
+    "dew_point",
+    "sea_level_pressure",
+    "visibility",
+    "average_wind_speed",
+    "max_sustained_wind_speed",
+    "minimum_temperature",
+    "maximum_temperature",
+    "rain",
 ]
 
 
@@ -90,9 +109,14 @@ def load_builtin(name: str) -> Dataset:
     table, arrays, splits = _PARSED[name]()
     categorical = [c for c in table.columns if c == info.target]
     return Dataset.from_table(
-        name, table.copy(), target=info.target, task=info.task,  # type: ignore[arg-type]
-        arrays={k: v.copy() for k, v in arrays.items()}, categorical=categorical,
-        source=f"builtin:{name}", splits=splits,
+        name,
+        table.copy(),
+        target=info.target,
+        task=info.task,  # type: ignore[arg-type]
+        arrays={k: v.copy() for k, v in arrays.items()},
+        categorical=categorical,
+        source=f"builtin:{name}",
+        splits=splits,
     )
 
 
@@ -103,8 +127,15 @@ Parsed = tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]
 def _parse_adult() -> Parsed:
     def read(file: str, skiprows: int) -> pd.DataFrame:
         with (_FILES / file).open("rb") as fh:
-            return pd.read_csv(fh, compression="gzip", header=None, names=ADULT_COLUMNS,
-                               skipinitialspace=True, na_values=["?"], skiprows=skiprows)
+            return pd.read_csv(
+                fh,
+                compression="gzip",
+                header=None,
+                names=ADULT_COLUMNS,
+                skipinitialspace=True,
+                na_values=["?"],
+                skiprows=skiprows,
+            )
 
     train, test = read("adult.data.gz", 0), read("adult.test.gz", 1)  # test line 1 is a comment
     test["income"] = test["income"].str.rstrip(".")

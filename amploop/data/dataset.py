@@ -96,8 +96,16 @@ class Dataset:
         if target is not None and task == "classification":
             forced.add(target)
         schema = infer_schema(table, arrays, categorical=sorted(forced))
-        return cls(name=name, table=table, schema=schema, target=target, task=task, source=source,
-                   arrays=dict(arrays or {}), splits=dict(splits or {}))
+        return cls(
+            name=name,
+            table=table,
+            schema=schema,
+            target=target,
+            task=task,
+            source=source,
+            arrays=dict(arrays or {}),
+            splits=dict(splits or {}),
+        )
 
     # -- shape ---------------------------------------------------------------------------------
 
@@ -133,8 +141,13 @@ class Dataset:
 
     # -- derived datasets ----------------------------------------------------------------------
 
-    def take(self, positions: Sequence[int] | np.ndarray, *, name: str | None = None,
-             transformation: str | None = None) -> Dataset:
+    def take(
+        self,
+        positions: Sequence[int] | np.ndarray,
+        *,
+        name: str | None = None,
+        transformation: str | None = None,
+    ) -> Dataset:
         """The rows at ``positions`` as a new dataset that records this one as its parent."""
         positions = np.asarray(positions, dtype=np.int64)
         return Dataset(
@@ -154,8 +167,7 @@ class Dataset:
         if name not in self.splits:
             have = ", ".join(self.splits) or "none"
             raise DataError(f"dataset '{self.name}' has no split '{name}' (it has: {have})")
-        return self.take(self.splits[name], name=f"{self.name}[{name}]",
-                         transformation=f"split '{name}'")
+        return self.take(self.splits[name], name=f"{self.name}[{name}]", transformation=f"split '{name}'")
 
     # -- description ---------------------------------------------------------------------------
 
@@ -222,18 +234,26 @@ def _summarise(ds: Dataset, name: str) -> ColumnSummary:
     column = ds.schema[name]
     if column.kind == "image":
         array = np.asarray(ds.arrays[name])
-        return ColumnSummary(name, "image", column.dtype, missing=0, distinct=None,
-                             minimum=column.minimum, maximum=column.maximum,
-                             mean=round(float(array.mean()), 4) if array.size else None,
-                             shape=list(column.shape or ()))
+        return ColumnSummary(
+            name,
+            "image",
+            column.dtype,
+            missing=0,
+            distinct=None,
+            minimum=column.minimum,
+            maximum=column.maximum,
+            mean=round(float(array.mean()), 4) if array.size else None,
+            shape=list(column.shape or ()),
+        )
     values = ds.table[name]
     missing = int(values.isna().sum())
     distinct = int(values.nunique())
     if column.kind == "numeric":
         present = values.dropna()
         mean = round(float(present.mean()), 4) if len(present) else None
-        return ColumnSummary(name, "numeric", column.dtype, missing, distinct,
-                             column.minimum, column.maximum, mean)
+        return ColumnSummary(
+            name, "numeric", column.dtype, missing, distinct, column.minimum, column.maximum, mean
+        )
     top = [(str(k), int(v)) for k, v in values.astype(str)[values.notna()].value_counts().head(5).items()]
     return ColumnSummary(name, column.kind, column.dtype, missing, distinct, top=top)
 

@@ -90,9 +90,13 @@ class FeatureEncoder:
         self.image_shapes_: dict[str, list[int]] = {}
         for name in self.image_columns_:
             array = np.asarray((arrays or {})[name])
-            self.image_scales_[name] = 255.0 if array.dtype == np.uint8 else max(float(np.abs(array).max()), 1.0)
+            self.image_scales_[name] = (
+                255.0 if array.dtype == np.uint8 else max(float(np.abs(array).max()), 1.0)
+            )
             self.image_shapes_[name] = list(_with_channel(array[:1]).shape[1:])
-        self._index = {name: {c: i + 1 for i, c in enumerate(cats)} for name, cats in self.categories_.items()}
+        self._index = {
+            name: {c: i + 1 for i, c in enumerate(cats)} for name, cats in self.categories_.items()
+        }
         return self
 
     @property
@@ -104,8 +108,10 @@ class FeatureEncoder:
         missing = [c for c in self.numeric_columns_ + self.categorical_columns_ if c not in table.columns]
         missing += [c for c in self.image_columns_ if c not in (arrays or {})]
         if missing:
-            raise SchemaError(f"missing columns: {', '.join(missing)}; the encoder was fitted with them",
-                              missing_columns=missing)
+            raise SchemaError(
+                f"missing columns: {', '.join(missing)}; the encoder was fitted with them",
+                missing_columns=missing,
+            )
         n = len(table) if len(table.columns) or not arrays else len(next(iter(arrays.values())))
         numeric = np.zeros((n, len(self.numeric_columns_)), dtype=np.float32)
         for j, name in enumerate(self.numeric_columns_):
@@ -122,9 +128,11 @@ class FeatureEncoder:
         for name in self.image_columns_:
             array = _with_channel(np.asarray(arrays[name]))  # type: ignore[index]
             if list(array.shape[1:]) != self.image_shapes_[name]:
-                raise SchemaError(f"column '{name}': images must have shape {self.image_shapes_[name]} "
-                                  f"(channels first), got {list(array.shape[1:])}")
-            images[name] = (array.astype(np.float32) / np.float32(self.image_scales_[name]))
+                raise SchemaError(
+                    f"column '{name}': images must have shape {self.image_shapes_[name]} "
+                    f"(channels first), got {list(array.shape[1:])}"
+                )
+            images[name] = array.astype(np.float32) / np.float32(self.image_scales_[name])
         return EncodedBatch(numeric=numeric, categorical=categorical, images=images)
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,8 +156,10 @@ class FeatureEncoder:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
         if data.get("format") != ENCODER_FORMAT:
-            raise SchemaError(f"encoder format {data.get('format')!r} is not {ENCODER_FORMAT}; "
-                              "retrain the model with this amploop version")
+            raise SchemaError(
+                f"encoder format {data.get('format')!r} is not {ENCODER_FORMAT}; "
+                "retrain the model with this amploop version"
+            )
         enc = cls(exclude=data.get("exclude", ()))
         enc.numeric_columns_ = list(data["numeric_columns"])
         enc.means_ = {k: float(v) for k, v in data["means"].items()}
@@ -195,8 +205,9 @@ class LabelEncoder:
         text = labels.astype(object).where(labels.notna(), None)
         unknown = sorted({str(v) for v in text if v is None or str(v) not in self._index})
         if unknown:
-            raise SchemaError(f"labels not seen in training: {', '.join(unknown[:10])}",
-                              unknown_labels=unknown[:50])
+            raise SchemaError(
+                f"labels not seen in training: {', '.join(unknown[:10])}", unknown_labels=unknown[:50]
+            )
         return np.array([self._index[str(v)] for v in text], dtype=np.int64)
 
     def inverse_transform(self, indices: np.ndarray) -> list[str]:

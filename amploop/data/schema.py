@@ -50,8 +50,12 @@ class ColumnSchema:
     shape: tuple[int, ...] | None = None  # image columns: the shape of one row's array
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype,
-                               "nullable": self.nullable}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "nullable": self.nullable,
+        }
         if self.minimum is not None:
             out["minimum"], out["maximum"] = self.minimum, self.maximum
         if self.categories is not None:
@@ -63,8 +67,10 @@ class ColumnSchema:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnSchema:
         if data.get("kind") not in KINDS:
-            raise SchemaError(f"column {data.get('name')!r}: unknown kind {data.get('kind')!r}; "
-                              f"valid kinds: {', '.join(KINDS)}")
+            raise SchemaError(
+                f"column {data.get('name')!r}: unknown kind {data.get('kind')!r}; "
+                f"valid kinds: {', '.join(KINDS)}"
+            )
         return cls(
             name=str(data["name"]),
             kind=data["kind"],
@@ -130,8 +136,9 @@ class Schema:
         problems: list[str] = []
         tabular = [c for c in self.columns if c.kind != "image" and c.name not in skip]
         missing = [c.name for c in tabular if c.name not in table.columns]
-        missing += [c.name for c in self.columns
-                    if c.kind == "image" and c.name not in skip and c.name not in arrays]
+        missing += [
+            c.name for c in self.columns if c.kind == "image" and c.name not in skip and c.name not in arrays
+        ]
         if missing:
             raise SchemaError(
                 f"missing columns: {', '.join(missing)}; the data needs every column of the schema",
@@ -148,7 +155,9 @@ class Schema:
                         f"{tuple(column.shape)}, got {tuple(array.shape[1:])}"
                     )
                 elif array.shape[0] != len(table):
-                    problems.append(f"column '{column.name}': {array.shape[0]} rows, the table has {len(table)}")
+                    problems.append(
+                        f"column '{column.name}': {array.shape[0]} rows, the table has {len(table)}"
+                    )
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise SchemaError(problems[0] + more, problems=problems[:50])
@@ -157,17 +166,20 @@ class Schema:
 def _column_problems(column: ColumnSchema, values: pd.Series) -> list[str]:
     problems: list[str] = []
     null = values.isna().to_numpy()
-    if column.kind == "numeric":
-        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-            converted = pd.to_numeric(values, errors="coerce")
-            bad = np.flatnonzero(converted.isna().to_numpy() & ~null)
-            for pos in bad[:_MAX_PROBLEMS_SHOWN]:
-                problems.append(f"column '{column.name}' row {values.index[pos]}: "
-                                f"{values.iloc[pos]!r} is not a number")
+    numbers = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    if column.kind == "numeric" and not numbers:
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero(converted.isna().to_numpy() & ~null)
+        for pos in bad[:_MAX_PROBLEMS_SHOWN]:
+            problems.append(
+                f"column '{column.name}' row {values.index[pos]}: {values.iloc[pos]!r} is not a number"
+            )
     if not column.nullable and null.any():
         rows = [str(values.index[p]) for p in np.flatnonzero(null)[:_MAX_PROBLEMS_SHOWN]]
-        problems.append(f"column '{column.name}' row {', '.join(rows)}: missing value, "
-                        "but the column had none when the schema was made")
+        problems.append(
+            f"column '{column.name}' row {', '.join(rows)}: missing value, "
+            "but the column had none when the schema was made"
+        )
     return problems
 
 
@@ -187,19 +199,26 @@ def infer_schema(
     unknown = forced - set(table.columns)
     if unknown:
         raise SchemaError(f"categorical columns not in the data: {', '.join(sorted(unknown))}")
-    columns = [_infer_column(str(name), table[name], name in forced, max_categories)
-               for name in table.columns]
+    columns = [
+        _infer_column(str(name), table[name], name in forced, max_categories) for name in table.columns
+    ]
     for name, array in (arrays or {}).items():
         array = np.asarray(array)
         if array.ndim < 2 or array.shape[0] != len(table):
-            raise SchemaError(f"array column '{name}' must have one entry per row ({len(table)}), "
-                              f"got shape {array.shape}")
-        columns.append(ColumnSchema(
-            name=name, kind="image", dtype=str(array.dtype), nullable=False,
-            minimum=float(array.min()) if array.size else None,
-            maximum=float(array.max()) if array.size else None,
-            shape=tuple(int(s) for s in array.shape[1:]),
-        ))
+            raise SchemaError(
+                f"array column '{name}' must have one entry per row ({len(table)}), got shape {array.shape}"
+            )
+        columns.append(
+            ColumnSchema(
+                name=name,
+                kind="image",
+                dtype=str(array.dtype),
+                nullable=False,
+                minimum=float(array.min()) if array.size else None,
+                maximum=float(array.max()) if array.size else None,
+                shape=tuple(int(s) for s in array.shape[1:]),
+            )
+        )
     return Schema(tuple(columns))
 
 
@@ -208,16 +227,18 @@ def _infer_column(name: str, values: pd.Series, force_categorical: bool, max_cat
     present = values.dropna()
     dtype = str(values.dtype)
     if pd.api.types.is_bool_dtype(values) or (force_categorical and not _is_text(present, max_categories)):
-        return ColumnSchema(name, "categorical", dtype, nullable,
-                            categories=tuple(_sorted_categories(present.unique())))
+        return ColumnSchema(
+            name, "categorical", dtype, nullable, categories=tuple(_sorted_categories(present.unique()))
+        )
     if pd.api.types.is_numeric_dtype(values):
         minimum = float(present.min()) if len(present) else None
         maximum = float(present.max()) if len(present) else None
         return ColumnSchema(name, "numeric", dtype, nullable, minimum=minimum, maximum=maximum)
     if _is_text(present, max_categories):
         return ColumnSchema(name, "text", dtype, nullable)
-    return ColumnSchema(name, "categorical", dtype, nullable,
-                        categories=tuple(_sorted_categories(present.unique())))
+    return ColumnSchema(
+        name, "categorical", dtype, nullable, categories=tuple(_sorted_categories(present.unique()))
+    )
 
 
 def _is_text(present: pd.Series, max_categories: int) -> bool:

@@ -91,8 +91,9 @@ def read_csv(path: str | Path, *, target: str | None = None, sep: str = ",") -> 
     unnamed = [c for c in table.columns if str(c).startswith("Unnamed: ")]
     if unnamed:
         raise DataError(f"{path}: the header has {len(unnamed)} empty column name(s); name every column")
-    return Dataset.from_table(path.stem.removesuffix(".csv"), table, target=target,
-                              source=str(path.resolve()))
+    return Dataset.from_table(
+        path.stem.removesuffix(".csv"), table, target=target, source=str(path.resolve())
+    )
 
 
 def read_parquet(path: str | Path, *, target: str | None = None) -> Dataset:
@@ -122,8 +123,9 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
             raise DataError(f"{path}: an .npz file needs an array named 'X' (has: {', '.join(loaded.files)})")
         features = loaded["X"]
         labels = loaded["y"] if "y" in loaded.files else None
-    return from_numpy(features, labels, name=path.stem, source=str(path.resolve()),
-                      target_name=target or "target")
+    return from_numpy(
+        features, labels, name=path.stem, source=str(path.resolve()), target_name=target or "target"
+    )
 
 
 def from_numpy(
@@ -145,7 +147,9 @@ def from_numpy(
         raise DataError(f"{len(features)} feature rows but {len(labels)} labels")
     arrays: dict[str, np.ndarray] = {}
     if features.ndim == 2:
-        names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(features.shape[1])]
+        names = (
+            list(feature_names) if feature_names is not None else [f"x{i}" for i in range(features.shape[1])]
+        )
         if len(names) != features.shape[1]:
             raise DataError(f"{len(names)} feature names for {features.shape[1]} columns")
         table = pd.DataFrame(features, columns=names)
@@ -156,5 +160,6 @@ def from_numpy(
         if target_name in table.columns:
             raise DataError(f"a feature is already named '{target_name}'; pick another target name")
         table[target_name] = np.asarray(labels)
-    return Dataset.from_table(name, table, target=target_name if labels is not None else None,
-                              arrays=arrays, source=source)
+    return Dataset.from_table(
+        name, table, target=target_name if labels is not None else None, arrays=arrays, source=source
+    )

@@ -107,8 +107,12 @@ def dataset_record(dataset: Dataset, *, datasheet: dict[str, Any] | None = None)
         source=dataset.source,
         n_rows=dataset.n_rows,
         n_columns=dataset.n_columns,
-        schema={**dataset.schema.to_dict(), "target": dataset.target, "task": dataset.task,
-                "content_fingerprint": dataset.content_fingerprint},
+        schema={
+            **dataset.schema.to_dict(),
+            "target": dataset.target,
+            "task": dataset.task,
+            "content_fingerprint": dataset.content_fingerprint,
+        },
         datasheet=dict(datasheet or {}),
         parents=list(dataset.parents),
         transformation=dataset.transformation,
@@ -228,8 +232,9 @@ class Store:
             "audit_log": AuditRow,
         }
         with self.read() as session:
-            counts = {name: session.scalar(select(func.count()).select_from(t)) or 0
-                      for name, t in tables.items()}
+            counts = {
+                name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()
+            }
             conn = session.connection()
             revision = MigrationContext.configure(
                 conn, opts={"version_table": VERSION_TABLE}
@@ -255,8 +260,7 @@ class Store:
         with self.read() as session:
             rows = session.scalars(select(SchemaHistory).order_by(SchemaHistory.id)).all()
             return [
-                {"revision": r.revision, "applied_at": r.applied_at.isoformat(), "pid": r.pid,
-                 "host": r.host}
+                {"revision": r.revision, "applied_at": r.applied_at.isoformat(), "pid": r.pid, "host": r.host}
                 for r in rows
             ]
 
@@ -272,8 +276,13 @@ class Store:
             with self.write() as session:
                 session.add(row)
                 session.flush()
-                self._audit(session, "dataset.record", f"dataset:{record.fingerprint}",
-                            actor=actor, details={"name": record.name, "source": record.source})
+                self._audit(
+                    session,
+                    "dataset.record",
+                    f"dataset:{record.fingerprint}",
+                    actor=actor,
+                    details={"name": record.name, "source": record.source},
+                )
         except StoreError as exc:
             if isinstance(exc.__context__, IntegrityError):  # another process recorded it first
                 found = self._find_dataset(record.fingerprint)
@@ -391,8 +400,14 @@ class Store:
         actor: str | None = None,
     ) -> AuditRow:
         """Add an audit row inside the caller's transaction, so action and record commit together."""
-        row = AuditRow(at=utcnow(), actor=actor or current_actor(), action=action, target=target,
-                       reason=reason, details=dict(details or {}))
+        row = AuditRow(
+            at=utcnow(),
+            actor=actor or current_actor(),
+            action=action,
+            target=target,
+            reason=reason,
+            details=dict(details or {}),
+        )
         session.add(row)
         session.flush()
         return row

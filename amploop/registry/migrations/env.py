@@ -14,7 +14,9 @@ def _record_step(*, ctx, step, heads, run_args):  # noqa: ARG001 - alembic's cal
     if step.is_upgrade:
         ctx.connection.execute(
             SchemaHistory.__table__.insert().values(
-                revision=step.up_revision_id, applied_at=utcnow(), pid=os.getpid(),
+                revision=step.up_revision_id,
+                applied_at=utcnow(),
+                pid=os.getpid(),
                 host=socket.gethostname(),
             )
         )

@@ -78,7 +78,8 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
         sa.ForeignKeyConstraint(
-            ["name"], ["registered_models.name"],
+            ["name"],
+            ["registered_models.name"],
             name="fk_model_versions_name_registered_models",
         ),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_model_versions_run_id_runs"),
@@ -92,7 +93,8 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("model_name", "alias", name="pk_aliases"),
         sa.ForeignKeyConstraint(
-            ["model_name"], ["registered_models.name"],
+            ["model_name"],
+            ["registered_models.name"],
             name="fk_aliases_model_name_registered_models",
         ),
     )
@@ -124,6 +126,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_log", "alias_history", "aliases", "model_versions",
-                  "registered_models", "runs", "datasets", "schema_history"):
+    for table in (
+        "audit_log",
+        "alias_history",
+        "aliases",
+        "model_versions",
+        "registered_models",
+        "runs",
+        "datasets",
+        "schema_history",
+    ):
         op.drop_table(table)

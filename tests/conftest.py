@@ -1,0 +1,86 @@
+"""Shared fixtures: a fresh workspace on SQLite (a real file) or on the real PostgreSQL server.
+
+Each test run makes its own PostgreSQL databases (``amploop_test_<random>``) on the server at
+127.0.0.1:5432 and drops them afterwards, so runs never see each other's rows. When the server
+is missing the PostgreSQL tests fail; set AMPLOOP_TEST_SKIP_POSTGRES=1 to skip them knowingly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amploop.workspace import Workspace
+
+PG_ADMIN_URL = os.environ.get("AMPLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_connect(url: str):
+    import psycopg
+
+    return psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=5
+    )
+
+
+def create_pg_database() -> str:
+    """Create an empty database on the test server; return its SQLAlchemy URL."""
+    if os.environ.get("AMPLOOP_TEST_SKIP_POSTGRES") == "1":
+        pytest.skip("AMPLOOP_TEST_SKIP_POSTGRES=1")
+    import psycopg
+
+    name = f"amploop_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with _pg_connect(PG_ADMIN_URL) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL test server unreachable at {PG_ADMIN_URL}: {exc}; start it "
+            "(see .ci/run) or set AMPLOOP_TEST_SKIP_POSTGRES=1"
+        )
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with _pg_connect(PG_ADMIN_URL) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+def workspace_env(tmp_path: Path, backend: str, pg: str | None = None) -> dict[str, str]:
+    env = {"AMPLOOP_HOME": str(tmp_path / ".amploop")}
+    if backend == "postgresql":
+        assert pg is not None
+        env["AMPLOOP_DB_URL"] = pg
+    return env
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Workspace:
+    """A fresh, empty workspace on each backend in turn."""
+    pg = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    return Workspace.from_env(workspace_env(tmp_path, backend, pg))
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path) -> Workspace:
+    return Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / ".amploop")})

@@ -1,0 +1,125 @@
+"""The real command line, run as a user runs it: a separate process, its stdout, stderr and exit code."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amploop.errors import ConfigError, DataError, DatasetNotFound, StoreError
+
+AMPLOOP = str(Path(sys.executable).with_name("amploop"))
+
+
+def run(args, tmp_path, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env.update({"AMPLOOP_HOME": str(tmp_path / ".amploop"), "COLUMNS": "120"})
+    env.update(env_extra or {})
+    return subprocess.run(
+        [AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=120
+    )
+
+
+def test_version_and_python_dash_m(tmp_path):
+    from amploop import __version__
+
+    assert run(["--version"], tmp_path).stdout.strip() == f"amploop {__version__}"
+    module = subprocess.run([sys.executable, "-m", "amploop", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout.strip() == f"amploop {__version__}"
+
+
+def test_datasets_json_lists_the_three_with_row_counts(tmp_path):
+    result = run(["datasets", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {d["name"]: d["rows"] for d in json.loads(result.stdout)["datasets"]}
+    assert rows == {"adult": 48842, "mnist5k": 5000, "rainfall": 18159}
+
+
+def test_datasets_table_for_people(tmp_path):
+    result = run(["datasets"], tmp_path)
+    assert result.returncode == 0
+    assert "48,842" in result.stdout and "mnist5k" in result.stdout
+
+
+def test_data_show_builtin_and_file(tmp_path):
+    shown = json.loads(run(["data", "show", "adult", "--json"], tmp_path).stdout)
+    assert shown["rows"] == 48842 and shown["target"] == "income"
+    assert shown["class_balance"] == {"<=50K": 37155, ">50K": 11687}
+    assert shown["splits"] == {"train": 32561, "test": 16281}
+    workclass = next(c for c in shown["column_summaries"] if c["name"] == "workclass")
+    assert workclass["missing"] == 2799
+    csv = tmp_path / "mine.csv"
+    csv.write_text("a,b\n1,x\n2,y\n3,x\n")
+    result = run(["data", "show", str(csv), "--target", "b"], tmp_path)
+    assert result.returncode == 0 and "mine" in result.stdout and "x: 2" in result.stdout
+
+
+def test_malformed_csv_is_one_line_and_the_data_error_code(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("a,b\n1,2\n3,4,5\n")
+    result = run(["data", "show", str(csv)], tmp_path)
+    assert result.returncode == DataError.exit_code
+    assert result.stderr.strip().count("\n") == 0
+    assert "bad.csv line 3: expected 2 fields, saw 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_errors_under_json_are_a_json_object_on_stdout(tmp_path):
+    result = run(["data", "show", "adlt", "--json"], tmp_path)
+    assert result.returncode == DatasetNotFound.exit_code
+    body = json.loads(result.stdout)
+    assert body["error"] == "DatasetNotFound" and body["details"]["close_matches"] == ["adult"]
+
+
+def test_config_with_unknown_key_names_it(tmp_path):
+    (tmp_path / "amploop.yaml").write_text("train:\n  epochz: 3\n")
+    result = run(["config", "show"], tmp_path)
+    assert result.returncode == ConfigError.exit_code
+    assert "train.epochz" in result.stderr and "unknown key" in result.stderr
+    explicit = run(["--config", str(tmp_path / "amploop.yaml"), "demo"], tmp_path, cwd=Path("/"))
+    assert explicit.returncode == ConfigError.exit_code and "train.epochz" in explicit.stderr
+
+
+def test_config_show_merges_environment(tmp_path):
+    result = run(["config", "show", "--json"], tmp_path, {"AMPLOOP_TRAIN__EPOCHS": "9"})
+    assert result.returncode == 0 and json.loads(result.stdout)["train"]["epochs"] == 9
+
+
+def test_unreachable_database_is_a_store_error_with_the_password_masked(tmp_path):
+    url = "postgresql+psycopg://bob:hunter2@127.0.0.1:1/amploop"
+    result = run(["store", "info"], tmp_path, {"AMPLOOP_DB_URL": url})
+    assert result.returncode == StoreError.exit_code
+    assert "bob:***@127.0.0.1:1/amploop" in result.stderr and "hunter2" not in result.stderr
+
+
+def test_store_info_on_a_fresh_home(tmp_path):
+    result = run(["store", "info", "--json"], tmp_path)
+    info = json.loads(result.stdout)
+    assert info["backend"] == "sqlite" and info["schema_revision"] == "0001"
+    assert info["home"] == str(tmp_path / ".amploop")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, request):
+    extra = {}
+    if backend == "postgresql":
+        extra["AMPLOOP_DB_URL"] = request.getfixturevalue("pg_url")
+    result = run(["demo", "--json"], tmp_path, extra)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [s["stage"] for s in out["stages"]] == ["data"]
+    assert {d["name"]: d["rows"] for d in out["datasets"]} == {
+        "adult": 48842,
+        "mnist5k": 5000,
+        "rainfall": 18159,
+    }
+    assert out["store"]["counts"]["datasets"] == 3 and out["store"]["backend"] == backend
+    again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
+    assert again["store"]["counts"]["datasets"] == 3  # recording is idempotent
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run(["data", "show"], tmp_path).returncode == 2
+    assert run(["no-such-command"], tmp_path).returncode == 2
