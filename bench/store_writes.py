@@ -32,7 +32,9 @@ with Store.open() as store:
 def run_writers(env: dict[str, str], processes: int, entries: int) -> float:
     start_at = time.time() + 2.0
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(entries // processes), f"{start_at:.3f}"], env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(entries // processes), f"{start_at:.3f}"], env=env
+        )
         for _ in range(processes)
     ]
     for proc in procs:
@@ -58,8 +60,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as home:
             sqlite_env = {**base, "AMPLOOP_HOME": str(Path(home) / "sqlite")}
-            pg_env = {**base, "AMPLOOP_HOME": str(Path(home) / "pg"),
-                      "AMPLOOP_DB_URL": args.pg.rsplit("/", 1)[0] + f"/{db}"}
+            pg_env = {
+                **base,
+                "AMPLOOP_HOME": str(Path(home) / "pg"),
+                "AMPLOOP_DB_URL": args.pg.rsplit("/", 1)[0] + f"/{db}",
+            }
             for processes in (1, 4):
                 for name, env in (("sqlite (WAL)", sqlite_env), ("postgresql", pg_env)):
                     rows.append((name, processes, run_writers(env, processes, args.entries)))
