@@ -210,6 +210,207 @@ def config_show(as_json: JsonFlag = False) -> None:
     out.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), highlight=False)
 
 
+# -- train -------------------------------------------------------------------------------------
+
+_LAUNCHER_FLAGS = (
+    "--nproc-per-node",
+    "--nnodes",
+    "--node-rank",
+    "--rdzv-endpoint",
+    "--rdzv-id",
+    "--max-restarts",
+)
+
+
+def _without_launcher_flags(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _LAUNCHER_FLAGS:
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
+
+
+def run_training(
+    cfg: AmploopConfig,
+    *,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """Train as the config says; on rank 0 record the run, datasets and model version. Rank 0's result."""
+    from amploop.train.distributed import setup_distributed, teardown_distributed
+    from amploop.train.fit import bundle_from_fit, fit
+    from amploop.train.loop import TrainSettings
+    from amploop.workspace import Workspace, code_version
+
+    source = cfg.data.source or "adult"
+    dataset = open_dataset(source, target=cfg.data.target)
+    name = cfg.model.name or dataset.name
+    workspace = Workspace.from_env()
+    fields = cfg.train.model_dump(exclude={"nproc_per_node"})
+    settings = TrainSettings(
+        **fields,
+        checkpoint_dir=checkpoint_dir or str(workspace.home / "checkpoints" / name),
+        resume=resume,
+        progress=progress,
+    )
+    ctx = setup_distributed(settings.device, timeout_s=settings.collective_timeout_s)
+    store = Store.open(workspace) if ctx.is_main else None
+    run = None
+    try:
+        if store is not None:
+            run = store.start_run(
+                "train",
+                config=cfg.to_dict(),
+                dataset_fingerprints={"source": dataset.fingerprint},
+                code_version=code_version(),
+            )
+        result = fit(
+            dataset,
+            architecture=cfg.model.architecture,
+            settings=settings,
+            options=cfg.model.options,
+            validation_fraction=cfg.data.validation_fraction,
+            test_fraction=cfg.data.test_fraction,
+            impute_missing=cfg.data.impute_missing,
+            ctx=ctx,
+        )
+        if store is None or run is None:
+            return None
+        trained = result.train_result
+        for part in (dataset, result.splits.train, result.splits.validation, result.splits.test):
+            store.record_dataset(dataset_record(part))
+        fingerprints = {
+            "source": dataset.fingerprint,
+            "train": result.splits.train.fingerprint,
+            "validation": result.splits.validation.fingerprint,
+            "test": result.splits.test.fingerprint,
+        }
+        summary = {
+            **result.metrics,
+            "precision": trained.precision.mode,
+            "precision_reason": trained.precision.reason,
+            "samples_per_s": trained.throughput.samples_per_s,
+        }
+        with store.write() as session:  # the run's fingerprints are final only now
+            from amploop.registry.tables import RunRow
+
+            session.get(RunRow, run.id).dataset_fingerprints = fingerprints
+        store.finish_run(
+            run.id, metrics=summary, timings={"seconds": trained.seconds, **trained.throughput.to_dict()}
+        )
+        version = store.register_model_version(
+            name, bundle_from_fit(result).to_files(), run_id=run.id, metrics=result.metrics
+        )
+        return {
+            "run_id": run.id,
+            "model": {"name": version.name, "version": version.version, "artifact_uri": version.artifact_uri},
+            "metrics": result.metrics,
+            "precision": trained.precision.to_dict(),
+            "throughput": trained.throughput.to_dict(),
+            "samples_per_s": trained.throughput.samples_per_s,
+            "data": fingerprints,
+            "train": trained.to_dict(),
+        }
+    except BaseException as exc:
+        if store is not None and run is not None:
+            store.finish_run(run.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finally:
+        if store is not None:
+            store.close()
+        teardown_distributed(ctx)
+
+
+@app.command("train")
+@command
+def train_command(
+    dataset: Annotated[str | None, typer.Option(help="Built-in dataset name or data file.")] = None,
+    target: Annotated[str | None, typer.Option(help="Label column of a file.")] = None,
+    model: Annotated[str | None, typer.Option(help="Architecture: mlp, tabular, cnn, resnet, gpt.")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name (default: the dataset's).")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32, tf32, bf16 or fp16.")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Per process.")] = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    compile: Annotated[str | None, typer.Option(help="torch.compile: auto (CUDA only), on, off.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    checkpoint_dir: Annotated[
+        str | None, typer.Option(help="Default: AMPLOOP_HOME/checkpoints/NAME.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
+    nproc_per_node: Annotated[int | None, typer.Option(help="Processes per machine (torchrun).")] = None,
+    nnodes: Annotated[str, typer.Option(help="Machines (torchrun), e.g. 2 or 1:4.")] = "1",
+    node_rank: Annotated[int | None, typer.Option(help="This machine's rank (static rendezvous).")] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="host:port of the rendezvous.")] = None,
+    rdzv_id: Annotated[str | None, typer.Option(help="Job id shared by all machines.")] = None,
+    max_restarts: Annotated[int, typer.Option(help="torchrun restarts after a failure.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a model, record the run, and register the result as a new model version."""
+    from amploop.train.distributed import in_torchrun, launch_torchrun
+
+    overrides = {
+        "data.source": dataset,
+        "data.target": target,
+        "model.architecture": model,
+        "model.name": name,
+        "train.precision": precision,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.learning_rate": learning_rate,
+        "train.seed": seed,
+        "train.device": device,
+        "train.compile": compile,
+        "train.max_steps": max_steps,
+        "train.checkpoint_every_steps": checkpoint_every,
+        "train.nproc_per_node": nproc_per_node,
+    }
+    cfg = _state.config(overrides)
+    processes = cfg.train.nproc_per_node
+    if (processes > 1 or nnodes != "1") and not in_torchrun():
+        code = launch_torchrun(
+            _without_launcher_flags(sys.argv[1:]),
+            nproc_per_node=processes,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            rdzv_endpoint=rdzv_endpoint,
+            rdzv_id=rdzv_id,
+            max_restarts=max_restarts,
+        )
+        raise typer.Exit(code)
+    result = run_training(cfg, checkpoint_dir=checkpoint_dir, resume=resume, progress=not as_json)
+    if result is None:  # ranks other than 0 print nothing
+        return
+    if as_json:
+        _print_json(result)
+        return
+    _render_training(result)
+
+
+def _render_training(result: dict[str, Any]) -> None:
+    m, p, t = result["metrics"], result["precision"], result["throughput"]
+    acc = m.get("test_accuracy")
+    quality = f"test accuracy {acc:.4f}" if acc is not None else f"test RMSE {m.get('test_rmse', 0):.4f}"
+    out.print(
+        f"[bold]{result['model']['name']}[/] version {result['model']['version']}: {quality}", highlight=False
+    )
+    out.print(
+        f"precision {p['mode']} ({p['reason']}); {t['samples_per_s']:,.0f} samples/s, "
+        f"step {t['step_time_ms']} ms, data wait {t['data_wait_fraction']:.1%}",
+        highlight=False,
+    )
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -238,6 +439,29 @@ def demo(as_json: JsonFlag = False) -> None:
                 "recorded": [r.name for r in store.list_datasets()],
             }
         )
+    trained = run_training(
+        cfg.model_copy(
+            update={
+                "data": cfg.data.model_copy(update={"source": "adult"}),
+                "train": cfg.train.model_copy(update={"epochs": 3}),
+            }
+        ),
+        progress=not as_json,
+    )
+    assert trained is not None  # the demo runs as one process: rank 0
+    stages.append(
+        {
+            "stage": "train",
+            "model": trained["model"],
+            "metrics": trained["metrics"],
+            "precision": trained["precision"]["mode"],
+            "precision_reason": trained["precision"]["reason"],
+            "samples_per_s": trained["samples_per_s"],
+        }
+    )
+    if not as_json:
+        _render_training(trained)
+    with Store.open() as store:
         info_store = store.info()
     result = {
         "project": cfg.project.name,

@@ -68,6 +68,7 @@ class DataConfig(_Section):
     validation_fraction: float = Field(0.1, gt=0, lt=1)  # share of training rows held out
     test_fraction: float = Field(0.2, gt=0, lt=1)  # share held out when the data has no test split
     datasheet: dict[str, str] = Field(default_factory=dict)  # your text per datasheet section
+    impute_missing: bool = False  # fill missing numeric features with the training mean
 
 
 class ModelConfig(_Section):
@@ -90,6 +91,8 @@ class TrainConfig(_Section):
     early_stopping_patience: int | None = Field(3, ge=1)  # epochs without improvement; null: off
     checkpoint_every_steps: int | None = Field(None, ge=1)  # null: only at the end
     nproc_per_node: int = Field(1, ge=1)  # processes per machine (torchrun) for data parallelism
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
 
 
 class EvaluateConfig(_Section):

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Workspace", "current_actor", "mask_url"]
+__all__ = ["Workspace", "code_version", "current_actor", "mask_url"]
 
 DEFAULT_HOME = ".amploop"
 DB_FILE_NAME = "amploop.db"
@@ -80,3 +80,21 @@ def current_actor(environ: Mapping[str, str] | None = None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         return f"uid:{os.getuid()}"
+
+
+def code_version(path: str | Path = ".") -> dict[str, object]:
+    """The git commit of ``path`` and whether the tree has uncommitted changes; {} outside git."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "dirty": bool(status)}

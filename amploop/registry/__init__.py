@@ -1,13 +1,22 @@
 """The registry: the store (datasets, runs, models, aliases, audit log) and artifact storage."""
 
 from amploop.registry.artifacts import ArtifactRef, ArtifactStore
-from amploop.registry.store import AuditEntry, DatasetRecord, RunRecord, Store, StoreInfo, dataset_record
+from amploop.registry.store import (
+    AuditEntry,
+    DatasetRecord,
+    ModelVersionRecord,
+    RunRecord,
+    Store,
+    StoreInfo,
+    dataset_record,
+)
 
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
     "AuditEntry",
     "DatasetRecord",
+    "ModelVersionRecord",
     "RunRecord",
     "Store",
     "StoreInfo",

@@ -26,6 +26,8 @@ Examples
 
 from __future__ import annotations
 
+import difflib
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -45,7 +47,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import Session
 
 from amploop.data.dataset import Dataset
-from amploop.errors import DatasetNotFound, NotFound, StoreError
+from amploop.errors import ConfigError, DatasetNotFound, ModelNotFound, NotFound, StoreError
 from amploop.registry.artifacts import ArtifactStore
 from amploop.registry.tables import (
     VERSION_TABLE,
@@ -60,7 +62,17 @@ from amploop.registry.tables import (
 )
 from amploop.workspace import Workspace, current_actor, mask_url
 
-__all__ = ["AuditEntry", "DatasetRecord", "RunRecord", "Store", "StoreInfo", "dataset_record"]
+__all__ = [
+    "AuditEntry",
+    "DatasetRecord",
+    "ModelVersionRecord",
+    "RunRecord",
+    "Store",
+    "StoreInfo",
+    "dataset_record",
+]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every amploop process on the server.
@@ -133,6 +145,18 @@ class RunRecord(_Record):
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord(_Record):
+    name: str
+    version: int
+    run_id: str | None
+    artifact_uri: str
+    artifacts: dict[str, str]  # file name -> SHA-256
+    metrics: dict[str, Any]
+    status: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -372,6 +396,103 @@ class Store:
         with self.read() as session:
             stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)
             return [_to_record(RunRecord, r) for r in session.scalars(stmt).all()]
+
+    # -- model versions ------------------------------------------------------------------------
+
+    def register_model_version(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        *,
+        run_id: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        description: str = "",
+        actor: str | None = None,
+    ) -> ModelVersionRecord:
+        """Store a model's files and give it the next version number of ``name``.
+
+        The files go first, under a fresh folder, each with its SHA-256; then one transaction
+        takes the name's version counter under a row lock (``BEGIN IMMEDIATE`` on SQLite,
+        ``SELECT ... FOR UPDATE`` on PostgreSQL), so concurrent registrations get 1, 2, 3, ...
+        with no gap or duplicate. A failure before the commit leaves no version row behind.
+        """
+        if not _MODEL_NAME.match(name):
+            raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (at most 128)")
+        prefix = f"models/{name}/{uuid.uuid4().hex}"
+        digests = {
+            file: self.artifacts.put_bytes(f"{prefix}/{file}", data).sha256 for file, data in files.items()
+        }
+        with self.write() as session:
+            dialect = self.engine.dialect.name
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            session.execute(
+                dialect_insert(RegisteredModel)
+                .values(name=name, description=description, next_version=1, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            counter = session.execute(
+                select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
+            ).scalar_one()
+            version = counter.next_version
+            counter.next_version = version + 1
+            row = ModelVersionRow(
+                name=name,
+                version=version,
+                run_id=run_id,
+                artifact_uri=self.artifacts.uri(prefix),
+                artifacts=digests,
+                metrics=dict(metrics or {}),
+                status="ready",
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            self._audit(
+                session,
+                "model.register",
+                f"{name}:{version}",
+                actor=actor,
+                details={"run_id": run_id, "artifact_uri": row.artifact_uri},
+            )
+        return _to_record(ModelVersionRecord, row)
+
+    def get_model_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
+        """A version of ``name``; the newest ready one when ``version`` is None."""
+        with self.read() as session:
+            stmt = select(ModelVersionRow).where(
+                ModelVersionRow.name == name, ModelVersionRow.status == "ready"
+            )
+            if version is not None:
+                stmt = stmt.where(ModelVersionRow.version == version)
+            row = session.scalars(stmt.order_by(ModelVersionRow.version.desc()).limit(1)).first()
+            if row is not None:
+                return _to_record(ModelVersionRecord, row)
+            names = list(session.scalars(select(RegisteredModel.name)).all())
+        if name in names:
+            raise ModelNotFound(
+                f"model '{name}' has no version {version}; `amploop models show {name}` lists them"
+            )
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelNotFound(f"no model named '{name}'{hint}", close_matches=close)
+
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
+        stmt = select(ModelVersionRow).order_by(ModelVersionRow.name, ModelVersionRow.version)
+        if name is not None:
+            stmt = stmt.where(ModelVersionRow.name == name)
+        with self.read() as session:
+            return [_to_record(ModelVersionRecord, r) for r in session.scalars(stmt).all()]
+
+    def load_model_files(self, record: ModelVersionRecord) -> dict[str, bytes]:
+        """The version's files, each checked against the SHA-256 stored at registration."""
+        prefix = record.artifact_uri.rstrip("/").rsplit("/models/", 1)[-1]
+        return {
+            file: self.artifacts.get_bytes(f"models/{prefix}/{file}", expected_sha256=digest)
+            for file, digest in record.artifacts.items()
+        }
 
     # -- audit log -----------------------------------------------------------------------------
 
