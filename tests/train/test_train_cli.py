@@ -1,0 +1,259 @@
+"""`amploop train` as users run it: real processes, real torch steps, real torchrun (gloo on CPU)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load as load_safetensors
+
+from amploop.errors import ConfigError, DataError
+from amploop.registry import Store
+from amploop.workspace import Workspace
+
+AMPLOOP = str(Path(sys.executable).with_name("amploop"))
+TOLERANCE = 1e-5  # loss curves of 1 and 2 processes agree to float32 rounding
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMPLOOP_", "TORCHELASTIC_"))}
+    env.update(AMPLOOP_HOME=str(home), OMP_NUM_THREADS="1")
+    return env
+
+
+def train(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [AMPLOOP, "train", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        cwd=home.parent,
+        timeout=timeout,
+    )
+
+
+def _final_weights(home: Path) -> dict:
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
+        version = store.get_model_version("adult")
+        return load_safetensors(store.load_model_files(version)["model.safetensors"])
+
+
+def test_adult_mlp_auto_precision_three_epochs(tmp_path):
+    result = train(
+        tmp_path / "h", "--dataset", "adult", "--model", "mlp", "--precision", "auto", "--epochs", "3"
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["model"] == {"name": "adult", "version": 1, "artifact_uri": out["model"]["artifact_uri"]}
+    assert out["metrics"]["validation_accuracy"] >= 0.84 and out["metrics"]["test_accuracy"] >= 0.84
+    assert out["precision"]["mode"] in ("bf16", "fp32") and out["precision"]["reason"]
+    assert out["samples_per_s"] > 0
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / "h")})) as store:
+        run = store.get_run(out["run_id"])
+        assert run.status == "finished" and run.metrics["precision_reason"] == out["precision"]["reason"]
+        assert set(run.dataset_fingerprints) == {"source", "train", "validation", "test"}
+        assert "git_commit" in run.code_version or run.code_version == {}
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    common = [
+        "--dataset",
+        "adult",
+        "--model",
+        "mlp",
+        "--precision",
+        "fp32",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "40",
+    ]
+    ddp = train(
+        tmp_path / "ddp", *common, "--batch-size", "128", "--nproc-per-node", "2", "--checkpoint-every", "10"
+    )
+    single = train(tmp_path / "one", *common, "--batch-size", "256")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = json.loads(ddp.stdout), json.loads(single.stdout)  # one JSON document: only rank 0 printed
+    assert a["train"]["world_size"] == 2 and b["train"]["world_size"] == 1
+    assert len(a["train"]["loss_curve"]) == len(b["train"]["loss_curve"]) == 40
+    diffs = [abs(x - y) for x, y in zip(a["train"]["loss_curve"], b["train"]["loss_curve"], strict=True)]
+    assert max(diffs) <= TOLERANCE
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / "ddp")})) as store:
+        assert len(store.list_runs()) == 1 and len(store.list_model_versions()) == 1  # rank 0 only
+    checkpoints = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "adult").iterdir())
+    assert checkpoints == ["latest", "step-00000030", "step-00000040"]
+
+
+def _wait_for_checkpoint(
+    directory: Path, min_step: int, proc: subprocess.Popen, timeout: float = 120
+) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        latest = directory / "latest"
+        if latest.exists() and int(latest.read_text().split("-")[1]) >= min_step:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before step {min_step}: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint in time")
+
+
+def test_sigkill_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    args = [
+        "--dataset",
+        "adult",
+        "--model",
+        "mlp",
+        "--precision",
+        "fp32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--checkpoint-every",
+        "25",
+    ]
+    home = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [AMPLOOP, "train", *args, "--json"],
+        env=_env(home),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_checkpoint(home / "checkpoints" / "adult", 275, proc)  # inside the second epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = train(home, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout)["train"]["resumed_from_step"] >= 275
+    uninterrupted = train(tmp_path / "whole", *args)
+    assert uninterrupted.returncode == 0
+    a, b = _final_weights(home), _final_weights(tmp_path / "whole")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key
+
+
+def _worker_pid(home: Path, rank: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            f"AMPLOOP_HOME={home}".encode() in environ
+            and f"RANK={rank}".encode() in environ
+            and b"LOCAL_RANK=" + str(rank).encode() in environ
+        ):
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.parametrize("max_restarts", [1, 0])
+def test_a_rank_killed_under_torchrun(tmp_path, max_restarts):
+    home = tmp_path / "h"
+    args = [
+        "train",
+        "--dataset",
+        "adult",
+        "--model",
+        "mlp",
+        "--precision",
+        "fp32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--checkpoint-every",
+        "20",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        str(max_restarts),
+        "--json",
+    ]
+    started = time.time()
+    proc = subprocess.Popen(
+        [AMPLOOP, *args],
+        env=_env(home),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_checkpoint(home / "checkpoints" / "adult", 60, proc)
+    pid = _worker_pid(home, 1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)  # never a hang
+    if max_restarts == 1:
+        assert proc.returncode == 0, stderr[-3000:]
+        out = json.loads(stdout)
+        assert out["train"]["resumed_from_step"] >= 60 and out["train"]["steps"] == 2 * 228
+    else:
+        assert proc.returncode != 0
+        assert time.time() - started < 300
+
+
+def test_nan_features_are_a_data_error_naming_the_columns(tmp_path):
+    csv = tmp_path / "d.csv"
+    rows = "\n".join(f"{i},{'' if i % 7 == 0 else i * 0.5},{i % 2}" for i in range(200))
+    csv.write_text("a,b,y\n" + rows + "\n")
+    result = train(
+        tmp_path / "h", "--dataset", str(csv), "--target", "y", "--epochs", "1", "--batch-size", "32"
+    )
+    assert result.returncode == DataError.exit_code
+    assert "numeric feature columns: b" in result.stderr
+    cfg = tmp_path / "amploop.yaml"
+    cfg.write_text("data:\n  impute_missing: true\n")
+    ok = subprocess.run(
+        [
+            AMPLOOP,
+            "--config",
+            str(cfg),
+            "train",
+            "--dataset",
+            str(csv),
+            "--target",
+            "y",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path / "h"),
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "transformerXL"],
+            "unknown model 'transformerXL'; valid: mlp, tabular, cnn, resnet, gpt",
+        ),
+        (["--precision", "fp8"], "'auto', 'fp32', 'tf32', 'bf16' or 'fp16'"),
+        (["--precision", "tf32", "--device", "cpu"], "tf32 exists only on CUDA GPUs"),
+        (["--model", "cnn"], "'cnn' is for images"),
+    ],
+)
+def test_bad_choices_are_config_errors_listing_valid_ones(tmp_path, args, message):
+    result = train(tmp_path / "h", "--dataset", "adult", "--epochs", "1", *args)
+    assert result.returncode == ConfigError.exit_code, result.stderr
+    assert message in result.stderr
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / "h")})) as store:
+        assert store.list_model_versions() == []  # nothing half-registered
