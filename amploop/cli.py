@@ -40,6 +40,8 @@ config_app = typer.Typer(help="The effective configuration.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 app.add_typer(store_app, name="store")
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(help="Measure trade-offs side by side.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -125,9 +127,7 @@ def datasets_command(as_json: JsonFlag = False) -> None:
     for column in ("name", "rows", "columns", "target", "task", "licence"):
         table.add_column(column, justify="right" if column in ("rows", "columns") else "left")
     for row in rows:
-        table.add_row(
-            row["name"], f"{row['rows']:,}", str(row["columns"]), row["target"], row["task"], row["licence"]
-        )
+        table.add_row(row["name"], f"{row['rows']:,}", str(row["columns"]), row["target"], row["task"], row["licence"])
     out.print(table)
 
 
@@ -170,9 +170,7 @@ def _render_summary(summary: DatasetSummary) -> None:
             detail = f"shape {c.shape}, values {c.minimum:g} … {c.maximum:g}"
         else:
             detail = ", ".join(f"{t[0]} ({t[1]:,})" for t in (c.top or [])[:3])
-        table.add_row(
-            c.name, c.kind, f"{c.missing:,}", "" if c.distinct is None else f"{c.distinct:,}", detail
-        )
+        table.add_row(c.name, c.kind, f"{c.missing:,}", "" if c.distinct is None else f"{c.distinct:,}", detail)
     out.print(table)
 
 
@@ -302,9 +300,7 @@ def run_training(
             from amploop.registry.tables import RunRow
 
             session.get(RunRow, run.id).dataset_fingerprints = fingerprints
-        store.finish_run(
-            run.id, metrics=summary, timings={"seconds": trained.seconds, **trained.throughput.to_dict()}
-        )
+        store.finish_run(run.id, metrics=summary, timings={"seconds": trained.seconds, **trained.throughput.to_dict()})
         version = store.register_model_version(
             name, bundle_from_fit(result).to_files(), run_id=run.id, metrics=result.metrics
         )
@@ -344,9 +340,7 @@ def train_command(
     compile: Annotated[str | None, typer.Option(help="torch.compile: auto (CUDA only), on, off.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
-    checkpoint_dir: Annotated[
-        str | None, typer.Option(help="Default: AMPLOOP_HOME/checkpoints/NAME.")
-    ] = None,
+    checkpoint_dir: Annotated[str | None, typer.Option(help="Default: AMPLOOP_HOME/checkpoints/NAME.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
     nproc_per_node: Annotated[int | None, typer.Option(help="Processes per machine (torchrun).")] = None,
     nnodes: Annotated[str, typer.Option(help="Machines (torchrun), e.g. 2 or 1:4.")] = "1",
@@ -401,14 +395,78 @@ def _render_training(result: dict[str, Any]) -> None:
     m, p, t = result["metrics"], result["precision"], result["throughput"]
     acc = m.get("test_accuracy")
     quality = f"test accuracy {acc:.4f}" if acc is not None else f"test RMSE {m.get('test_rmse', 0):.4f}"
-    out.print(
-        f"[bold]{result['model']['name']}[/] version {result['model']['version']}: {quality}", highlight=False
-    )
+    out.print(f"[bold]{result['model']['name']}[/] version {result['model']['version']}: {quality}", highlight=False)
     out.print(
         f"precision {p['mode']} ({p['reason']}); {t['samples_per_s']:,.0f} samples/s, "
         f"step {t['step_time_ms']} ms, data wait {t['data_wait_fraction']:.1%}",
         highlight=False,
     )
+
+
+@bench_app.command("precision")
+@command
+def bench_precision(
+    dataset: Annotated[str, typer.Option(help="Built-in dataset name or data file.")] = "mnist5k",
+    model: Annotated[str, typer.Option(help="Architecture.")] = "cnn",
+    modes: Annotated[str, typer.Option(help="Comma-separated: fp32, tf32, bf16, fp16.")] = "fp32,bf16",
+    epochs: Annotated[int, typer.Option()] = 8,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    learning_rate: Annotated[float, typer.Option()] = 2e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the same model under several precisions and compare speed, memory, accuracy, agreement."""
+    from amploop.train.compare import compare_precisions
+    from amploop.train.loop import TrainSettings
+
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        device=device,
+        early_stopping_patience=None,
+    )
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    comparison = compare_precisions(open_dataset(dataset), architecture=model, modes=wanted, settings=settings)
+    if as_json:
+        _print_json(comparison.to_dict())
+        return
+    table = Table(
+        title=f"{comparison.dataset} / {comparison.architecture} on {comparison.device}, "
+        f"seed {comparison.seed}, {comparison.steps} steps"
+    )
+    for column in (
+        "mode",
+        "samples/s",
+        "vs fp32",
+        "peak memory",
+        "final loss",
+        "val acc",
+        "test acc",
+        "agreement",
+        "note",
+    ):
+        table.add_column(column)
+    for r in comparison.rows:
+        memory = f"{r.peak_memory_bytes / 2**20:,.0f} MiB" if r.peak_memory_bytes else "n/a (CPU)"
+        table.add_row(
+            r.mode,
+            f"{r.samples_per_s:,.0f}",
+            f"{r.speed_vs_fp32:.2f}x",
+            memory,
+            f"{r.final_loss:.4f}",
+            _pct(r.validation_accuracy),
+            _pct(r.test_accuracy),
+            _pct(r.agreement_with_fp32),
+            r.note,
+        )
+    out.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
 
 
 # -- demo --------------------------------------------------------------------------------------

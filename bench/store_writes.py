@@ -32,9 +32,7 @@ with Store.open() as store:
 def run_writers(env: dict[str, str], processes: int, entries: int) -> float:
     start_at = time.time() + 2.0
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(entries // processes), f"{start_at:.3f}"], env=env
-        )
+        subprocess.Popen([sys.executable, "-c", WRITER, str(entries // processes), f"{start_at:.3f}"], env=env)
         for _ in range(processes)
     ]
     for proc in procs:

@@ -22,9 +22,7 @@ PG_ADMIN_URL = os.environ.get("AMPLOOP_TEST_PG", "postgresql://postgres@127.0.0.
 def _pg_connect(url: str):
     import psycopg
 
-    return psycopg.connect(
-        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=5
-    )
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=5)
 
 
 def create_pg_database() -> str:

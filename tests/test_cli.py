@@ -17,9 +17,7 @@ def run(args, tmp_path, env_extra=None, cwd=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
     env.update({"AMPLOOP_HOME": str(tmp_path / ".amploop"), "COLUMNS": "120"})
     env.update(env_extra or {})
-    return subprocess.run(
-        [AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=120
-    )
+    return subprocess.run([AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=120)
 
 
 def test_version_and_python_dash_m(tmp_path):
@@ -109,15 +107,21 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     result = run(["demo", "--json"], tmp_path, extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [s["stage"] for s in out["stages"]] == ["data"]
+    assert [s["stage"] for s in out["stages"]] == ["data", "train"]
+    trained = out["stages"][1]
+    assert trained["model"]["name"] == "adult" and trained["metrics"]["test_accuracy"] >= 0.84
+    assert trained["precision_reason"]
     assert {d["name"]: d["rows"] for d in out["datasets"]} == {
         "adult": 48842,
         "mnist5k": 5000,
         "rainfall": 18159,
     }
-    assert out["store"]["counts"]["datasets"] == 3 and out["store"]["backend"] == backend
+    # the three built-in datasets, and adult's train, validation and test rows
+    assert out["store"]["counts"]["datasets"] == 6 and out["store"]["backend"] == backend
+    assert out["store"]["counts"]["model_versions"] == 1
     again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
-    assert again["store"]["counts"]["datasets"] == 3  # recording is idempotent
+    assert again["store"]["counts"]["datasets"] == 6  # recording is idempotent
+    assert again["stages"][1]["model"]["version"] == 2
 
 
 def test_usage_errors_exit_2(tmp_path):

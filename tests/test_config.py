@@ -56,9 +56,7 @@ def test_wrong_type_names_field_and_environment_variable():
 
 
 def test_out_of_range_value_from_flags():
-    with pytest.raises(
-        ConfigError, match=r"^serve\.port \(from command line\): .*less than or equal to 65535"
-    ):
+    with pytest.raises(ConfigError, match=r"^serve\.port \(from command line\): .*less than or equal to 65535"):
         load_config(None, environ={}, overrides={"serve.port": 70000})
 
 

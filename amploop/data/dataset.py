@@ -59,8 +59,7 @@ class Dataset:
                 raise DataError(f"array column '{name}' has {len(array)} rows, the table {n}")
         if self.target is not None and self.target not in self.table.columns:
             raise SchemaError(
-                f"target column '{self.target}' is not in the data; columns: "
-                f"{', '.join(map(str, self.table.columns))}"
+                f"target column '{self.target}' is not in the data; columns: {', '.join(map(str, self.table.columns))}"
             )
         expected = [str(c) for c in self.table.columns] + list(self.arrays)
         if self.schema.names != expected:
@@ -87,9 +86,7 @@ class Dataset:
         table = table.reset_index(drop=True)
         table.columns = [str(c) for c in table.columns]
         if target is not None and target not in table.columns:
-            raise SchemaError(
-                f"target column '{target}' is not in the data; columns: {', '.join(table.columns)}"
-            )
+            raise SchemaError(f"target column '{target}' is not in the data; columns: {', '.join(table.columns)}")
         forced = set(categorical)
         if target is not None and task is None:
             task = _infer_task(table[target])
@@ -251,9 +248,7 @@ def _summarise(ds: Dataset, name: str) -> ColumnSummary:
     if column.kind == "numeric":
         present = values.dropna()
         mean = round(float(present.mean()), 4) if len(present) else None
-        return ColumnSummary(
-            name, "numeric", column.dtype, missing, distinct, column.minimum, column.maximum, mean
-        )
+        return ColumnSummary(name, "numeric", column.dtype, missing, distinct, column.minimum, column.maximum, mean)
     top = [(str(k), int(v)) for k, v in values.astype(str)[values.notna()].value_counts().head(5).items()]
     return ColumnSummary(name, column.kind, column.dtype, missing, distinct, top=top)
 

@@ -83,20 +83,15 @@ class FeatureEncoder:
             self.means_[name] = mean
             self.scales_[name] = std if std > 0 else 1.0  # a constant column stays at 0
         self.categories_: dict[str, list[str]] = {
-            name: sorted({str(v) for v in table[name].dropna().unique()})
-            for name in self.categorical_columns_
+            name: sorted({str(v) for v in table[name].dropna().unique()}) for name in self.categorical_columns_
         }
         self.image_scales_: dict[str, float] = {}
         self.image_shapes_: dict[str, list[int]] = {}
         for name in self.image_columns_:
             array = np.asarray((arrays or {})[name])
-            self.image_scales_[name] = (
-                255.0 if array.dtype == np.uint8 else max(float(np.abs(array).max()), 1.0)
-            )
+            self.image_scales_[name] = 255.0 if array.dtype == np.uint8 else max(float(np.abs(array).max()), 1.0)
             self.image_shapes_[name] = list(_with_channel(array[:1]).shape[1:])
-        self._index = {
-            name: {c: i + 1 for i, c in enumerate(cats)} for name, cats in self.categories_.items()
-        }
+        self._index = {name: {c: i + 1 for i, c in enumerate(cats)} for name, cats in self.categories_.items()}
         return self
 
     @property
@@ -205,9 +200,7 @@ class LabelEncoder:
         text = labels.astype(object).where(labels.notna(), None)
         unknown = sorted({str(v) for v in text if v is None or str(v) not in self._index})
         if unknown:
-            raise SchemaError(
-                f"labels not seen in training: {', '.join(unknown[:10])}", unknown_labels=unknown[:50]
-            )
+            raise SchemaError(f"labels not seen in training: {', '.join(unknown[:10])}", unknown_labels=unknown[:50])
         return np.array([self._index[str(v)] for v in text], dtype=np.int64)
 
     def inverse_transform(self, indices: np.ndarray) -> list[str]:

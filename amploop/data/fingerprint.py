@@ -62,9 +62,7 @@ def row_hashes(table: pd.DataFrame, arrays: Mapping[str, np.ndarray] | None = No
     return _hash_rows(table, arrays)[0]
 
 
-def _hash_rows(
-    table: pd.DataFrame, arrays: Mapping[str, np.ndarray] | None
-) -> tuple[np.ndarray, list[list[str]]]:
+def _hash_rows(table: pd.DataFrame, arrays: Mapping[str, np.ndarray] | None) -> tuple[np.ndarray, list[list[str]]]:
     canonical, header = _canonical(table)
     for name, array in sorted((arrays or {}).items()):
         array = np.asarray(array)

@@ -68,8 +68,7 @@ class ColumnSchema:
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnSchema:
         if data.get("kind") not in KINDS:
             raise SchemaError(
-                f"column {data.get('name')!r}: unknown kind {data.get('kind')!r}; "
-                f"valid kinds: {', '.join(KINDS)}"
+                f"column {data.get('name')!r}: unknown kind {data.get('kind')!r}; valid kinds: {', '.join(KINDS)}"
             )
         return cls(
             name=str(data["name"]),
@@ -136,9 +135,7 @@ class Schema:
         problems: list[str] = []
         tabular = [c for c in self.columns if c.kind != "image" and c.name not in skip]
         missing = [c.name for c in tabular if c.name not in table.columns]
-        missing += [
-            c.name for c in self.columns if c.kind == "image" and c.name not in skip and c.name not in arrays
-        ]
+        missing += [c.name for c in self.columns if c.kind == "image" and c.name not in skip and c.name not in arrays]
         if missing:
             raise SchemaError(
                 f"missing columns: {', '.join(missing)}; the data needs every column of the schema",
@@ -155,9 +152,7 @@ class Schema:
                         f"{tuple(column.shape)}, got {tuple(array.shape[1:])}"
                     )
                 elif array.shape[0] != len(table):
-                    problems.append(
-                        f"column '{column.name}': {array.shape[0]} rows, the table has {len(table)}"
-                    )
+                    problems.append(f"column '{column.name}': {array.shape[0]} rows, the table has {len(table)}")
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise SchemaError(problems[0] + more, problems=problems[:50])
@@ -171,9 +166,7 @@ def _column_problems(column: ColumnSchema, values: pd.Series) -> list[str]:
         converted = pd.to_numeric(values, errors="coerce")
         bad = np.flatnonzero(converted.isna().to_numpy() & ~null)
         for pos in bad[:_MAX_PROBLEMS_SHOWN]:
-            problems.append(
-                f"column '{column.name}' row {values.index[pos]}: {values.iloc[pos]!r} is not a number"
-            )
+            problems.append(f"column '{column.name}' row {values.index[pos]}: {values.iloc[pos]!r} is not a number")
     if not column.nullable and null.any():
         rows = [str(values.index[p]) for p in np.flatnonzero(null)[:_MAX_PROBLEMS_SHOWN]]
         problems.append(
@@ -199,9 +192,7 @@ def infer_schema(
     unknown = forced - set(table.columns)
     if unknown:
         raise SchemaError(f"categorical columns not in the data: {', '.join(sorted(unknown))}")
-    columns = [
-        _infer_column(str(name), table[name], name in forced, max_categories) for name in table.columns
-    ]
+    columns = [_infer_column(str(name), table[name], name in forced, max_categories) for name in table.columns]
     for name, array in (arrays or {}).items():
         array = np.asarray(array)
         if array.ndim < 2 or array.shape[0] != len(table):
@@ -236,9 +227,7 @@ def _infer_column(name: str, values: pd.Series, force_categorical: bool, max_cat
         return ColumnSchema(name, "numeric", dtype, nullable, minimum=minimum, maximum=maximum)
     if _is_text(present, max_categories):
         return ColumnSchema(name, "text", dtype, nullable)
-    return ColumnSchema(
-        name, "categorical", dtype, nullable, categories=tuple(_sorted_categories(present.unique()))
-    )
+    return ColumnSchema(name, "categorical", dtype, nullable, categories=tuple(_sorted_categories(present.unique())))
 
 
 def _is_text(present: pd.Series, max_categories: int) -> bool:

@@ -49,8 +49,7 @@ def open_dataset(ref: str | Path, *, target: str | None = None) -> Dataset:
         close = difflib.get_close_matches(text, builtin_names(), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise DatasetNotFound(
-            f"'{text}' is neither a file nor a built-in dataset; {hint}"
-            f"built-in datasets: {', '.join(builtin_names())}",
+            f"'{text}' is neither a file nor a built-in dataset; {hint}built-in datasets: {', '.join(builtin_names())}",
             close_matches=close,
         )
     name = path.name.lower()
@@ -91,9 +90,7 @@ def read_csv(path: str | Path, *, target: str | None = None, sep: str = ",") -> 
     unnamed = [c for c in table.columns if str(c).startswith("Unnamed: ")]
     if unnamed:
         raise DataError(f"{path}: the header has {len(unnamed)} empty column name(s); name every column")
-    return Dataset.from_table(
-        path.stem.removesuffix(".csv"), table, target=target, source=str(path.resolve())
-    )
+    return Dataset.from_table(path.stem.removesuffix(".csv"), table, target=target, source=str(path.resolve()))
 
 
 def read_parquet(path: str | Path, *, target: str | None = None) -> Dataset:
@@ -123,9 +120,7 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
             raise DataError(f"{path}: an .npz file needs an array named 'X' (has: {', '.join(loaded.files)})")
         features = loaded["X"]
         labels = loaded["y"] if "y" in loaded.files else None
-    return from_numpy(
-        features, labels, name=path.stem, source=str(path.resolve()), target_name=target or "target"
-    )
+    return from_numpy(features, labels, name=path.stem, source=str(path.resolve()), target_name=target or "target")
 
 
 def from_numpy(
@@ -147,9 +142,7 @@ def from_numpy(
         raise DataError(f"{len(features)} feature rows but {len(labels)} labels")
     arrays: dict[str, np.ndarray] = {}
     if features.ndim == 2:
-        names = (
-            list(feature_names) if feature_names is not None else [f"x{i}" for i in range(features.shape[1])]
-        )
+        names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(features.shape[1])]
         if len(names) != features.shape[1]:
             raise DataError(f"{len(names)} feature names for {features.shape[1]} columns")
         table = pd.DataFrame(features, columns=names)

@@ -72,9 +72,7 @@ class ModelBundle:
             raise SchemaError(f"model files missing: {', '.join(missing)}")
         meta = json.loads(files[META])
         if meta.get("format") != BUNDLE_FORMAT:
-            raise SchemaError(
-                f"model format {meta.get('format')!r} is not {BUNDLE_FORMAT}; retrain the model"
-            )
+            raise SchemaError(f"model format {meta.get('format')!r} is not {BUNDLE_FORMAT}; retrain the model")
         return cls(
             architecture=meta["architecture"],
             options=meta["options"],
@@ -142,9 +140,7 @@ class Predictor:
                     del name
                 with self._autocast():
                     out = self.model(inputs).float()
-                outputs.append(
-                    torch.softmax(out, -1) if self.bundle.task == "classification" else out.squeeze(-1)
-                )
+                outputs.append(torch.softmax(out, -1) if self.bundle.task == "classification" else out.squeeze(-1))
         return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
 
     def predict(self, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None) -> list[Any]:

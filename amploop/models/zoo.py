@@ -107,9 +107,7 @@ class TabularNet(nn.Module):
     ) -> None:
         super().__init__()
         dims = [min(max_embedding_dim, round(1.6 * c**0.56)) for c in spec.cardinalities]
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(c, d) for c, d in zip(spec.cardinalities, dims, strict=True)
-        )
+        self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(spec.cardinalities, dims, strict=True))
         self.norm = nn.BatchNorm1d(spec.n_numeric) if spec.n_numeric else None
         self.body = _mlp_body(spec.n_numeric + sum(dims), hidden or [256, 128], dropout, spec.n_outputs)
 
@@ -200,9 +198,7 @@ class ResNet(nn.Module):
         block, counts = self.LAYOUTS[depth]
         channels, height, _ = _image_shape(spec)
         if height < 64:
-            self.stem = nn.Sequential(
-                nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
-            )
+            self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
         else:
             self.stem = nn.Sequential(
                 nn.Conv2d(channels, width, 7, 2, 3, bias=False),
@@ -240,9 +236,7 @@ class _Block(nn.Module):
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        attn = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.proj(attn.transpose(1, 2).reshape(b, t, c))
         return x + self.mlp(self.ln2(x))
 

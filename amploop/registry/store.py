@@ -256,13 +256,9 @@ class Store:
             "audit_log": AuditRow,
         }
         with self.read() as session:
-            counts = {
-                name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()
-            }
+            counts = {name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()}
             conn = session.connection()
-            revision = MigrationContext.configure(
-                conn, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision()
+            revision = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
             if self.backend == "sqlite":
                 mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
                 server = f"SQLite {conn.exec_driver_sql('select sqlite_version()').scalar()}, journal {mode}"
@@ -419,9 +415,7 @@ class Store:
         if not _MODEL_NAME.match(name):
             raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (at most 128)")
         prefix = f"models/{name}/{uuid.uuid4().hex}"
-        digests = {
-            file: self.artifacts.put_bytes(f"{prefix}/{file}", data).sha256 for file, data in files.items()
-        }
+        digests = {file: self.artifacts.put_bytes(f"{prefix}/{file}", data).sha256 for file, data in files.items()}
         with self.write() as session:
             dialect = self.engine.dialect.name
             if dialect == "postgresql":
@@ -462,9 +456,7 @@ class Store:
     def get_model_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
         """A version of ``name``; the newest ready one when ``version`` is None."""
         with self.read() as session:
-            stmt = select(ModelVersionRow).where(
-                ModelVersionRow.name == name, ModelVersionRow.status == "ready"
-            )
+            stmt = select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.status == "ready")
             if version is not None:
                 stmt = stmt.where(ModelVersionRow.version == version)
             row = session.scalars(stmt.order_by(ModelVersionRow.version.desc()).limit(1)).first()
@@ -472,9 +464,7 @@ class Store:
                 return _to_record(ModelVersionRecord, row)
             names = list(session.scalars(select(RegisteredModel.name)).all())
         if name in names:
-            raise ModelNotFound(
-                f"model '{name}' has no version {version}; `amploop models show {name}` lists them"
-            )
+            raise ModelNotFound(f"model '{name}' has no version {version}; `amploop models show {name}` lists them")
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelNotFound(f"no model named '{name}'{hint}", close_matches=close)
@@ -566,9 +556,7 @@ def _create_engine(ws: Workspace) -> Engine:
             return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         except NoSuchModuleError as exc:
             raise StoreError(f"{masked}: {exc}; use postgresql+psycopg://") from None
-    raise StoreError(
-        f"{masked}: unsupported database '{backend}'; amploop stores state in SQLite or PostgreSQL"
-    )
+    raise StoreError(f"{masked}: unsupported database '{backend}'; amploop stores state in SQLite or PostgreSQL")
 
 
 def _sqlite_engine(url: Any) -> Engine:

@@ -52,9 +52,7 @@ class FitResult:
         return self.train_result.model
 
 
-def prepare_splits(
-    dataset: Dataset, *, validation_fraction: float, test_fraction: float, seed: int
-) -> SplitPlan:
+def prepare_splits(dataset: Dataset, *, validation_fraction: float, test_fraction: float, seed: int) -> SplitPlan:
     """Use the dataset's own train/test split when it has one; else a seeded random split."""
     rng = np.random.default_rng(seed)
     if "train" in dataset.splits and "test" in dataset.splits:
@@ -68,9 +66,7 @@ def prepare_splits(
     n_val = max(1, int(round(validation_fraction * len(shuffled))))
     val_pos, fit_pos = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
     return SplitPlan(
-        train=dataset.take(
-            fit_pos, name=f"{dataset.name}[train]", transformation=f"training rows (seed {seed})"
-        ),
+        train=dataset.take(fit_pos, name=f"{dataset.name}[train]", transformation=f"training rows (seed {seed})"),
         validation=dataset.take(
             val_pos, name=f"{dataset.name}[validation]", transformation=f"validation rows (seed {seed})"
         ),
@@ -126,13 +122,9 @@ def fit(
     has_images = bool(dataset.arrays)
     if model is None:
         if has_images and architecture in TABLE_ARCHITECTURES:
-            raise ConfigError(
-                f"'{architecture}' is for tables but '{dataset.name}' holds images; use cnn or resnet"
-            )
+            raise ConfigError(f"'{architecture}' is for tables but '{dataset.name}' holds images; use cnn or resnet")
         if not has_images and architecture in IMAGE_ARCHITECTURES:
-            raise ConfigError(
-                f"'{architecture}' is for images but '{dataset.name}' is a table; use mlp or tabular"
-            )
+            raise ConfigError(f"'{architecture}' is for images but '{dataset.name}' is a table; use mlp or tabular")
     _check_missing_numeric(dataset, impute_missing)
     task = dataset.task or "classification"
     plan = prepare_splits(
@@ -142,15 +134,11 @@ def fit(
         plan.train.table, plan.train.arrays, schema=plan.train.schema
     )
     labels = LabelEncoder().fit(dataset.labels) if task == "classification" else None
-    train_data, val_data, test_data = (
-        to_tensors(d, encoder, labels) for d in (plan.train, plan.validation, plan.test)
-    )
+    train_data, val_data, test_data = (to_tensors(d, encoder, labels) for d in (plan.train, plan.validation, plan.test))
     spec = ModelSpec(
         n_numeric=len(encoder.numeric_columns_),
         cardinalities=tuple(encoder.cardinalities_),
-        image_shape=tuple(encoder.image_shapes_[encoder.image_columns_[0]])
-        if encoder.image_columns_
-        else None,
+        image_shape=tuple(encoder.image_shapes_[encoder.image_columns_[0]]) if encoder.image_columns_ else None,
         n_outputs=len(labels.classes_) if labels is not None else 1,
     )
     torch.manual_seed(settings.seed)

@@ -84,9 +84,10 @@ class TrainData:
         inputs = {}
         for k, v in self.inputs.items():
             part = v[index]
-            inputs[k] = (part.pin_memory() if pin else part).to(device, non_blocking=pin)
+            inputs[k] = (part.pin_memory() if pin and part.device.type == "cpu" else part).to(device, non_blocking=pin)
         target = self.targets[index]
-        return inputs, (target.pin_memory() if pin else target).to(device, non_blocking=pin)
+        target = target.pin_memory() if pin and target.device.type == "cpu" else target
+        return inputs, target.to(device, non_blocking=pin)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,17 @@ def _is_conv_net(model: nn.Module) -> bool:
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step) % (2**63)
+
+
+def _scaled(loss: Tensor, accumulation: int) -> Tensor:
+    return loss if accumulation == 1 else loss / accumulation
+
+
+def _reseed(seed: int, device: torch.device) -> None:
+    # torch.manual_seed also walks every accelerator backend (~120 us); seed only what is used (~1 us).
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.default_generators[device.index or 0].manual_seed(seed)
 
 
 def evaluate_loss(
@@ -217,7 +229,7 @@ def train_model(
     step_model: nn.Module = torch.compile(ddp_model) if use_compile else ddp_model
 
     # -- optimizer, schedule, loss scaling -----------------------------------------------------
-    fused = device.type == "cuda"
+    fused = True if device.type == "cuda" else None  # None: torch picks foreach or for-loop on the CPU
     decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -268,8 +280,7 @@ def train_model(
         found = manager.latest()
         if found is None and settings.resume:
             raise TrainingError(
-                f"--resume given but no complete checkpoint in {settings.checkpoint_dir}; "
-                "start without --resume"
+                f"--resume given but no complete checkpoint in {settings.checkpoint_dir}; start without --resume"
             )
         if found is not None:
             raw_model.load_state_dict(found.tensors("model.safetensors"))
@@ -309,9 +320,7 @@ def train_model(
     meter = ThroughputMeter(device)
     if flops_per_sample is None and device.type == "cuda":
         probe_inputs, probe_targets = train.batch(torch.arange(min(micro, len(train))), device)
-        flops_per_sample = count_training_flops(raw_model, probe_inputs, loss_fn, probe_targets) / len(
-            probe_targets
-        )
+        flops_per_sample = count_training_flops(raw_model, probe_inputs, loss_fn, probe_targets) / len(probe_targets)
     streak = 0
     stopped_early = False
     progress = _progress(settings.progress and ctx.is_main, total_steps)
@@ -324,10 +333,10 @@ def train_model(
             for batch in range(state["batch"], steps_per_epoch):
                 if state["step"] >= total_steps:
                     break
-                torch.manual_seed(_step_seed(settings.seed, ctx.rank, state["step"]))
+                _reseed(_step_seed(settings.seed, ctx.rank, state["step"]), device)
                 step_start = time.perf_counter()
                 data_seconds = 0.0
-                loss_sum = torch.zeros((), device=device)
+                loss_sum: Tensor | None = None
                 for m in range(accumulation):
                     t0 = time.perf_counter()
                     start = (batch * accumulation + m) * micro
@@ -335,32 +344,27 @@ def train_model(
                     if channels_last and "image" in inputs:
                         inputs["image"] = inputs["image"].contiguous(memory_format=torch.channels_last)
                     data_seconds += time.perf_counter() - t0
-                    sync = (
-                        ddp_model.no_sync()
-                        if ctx.enabled and m < accumulation - 1
-                        else contextlib.nullcontext()
-                    )
+                    sync = ddp_model.no_sync() if ctx.enabled and m < accumulation - 1 else contextlib.nullcontext()
                     with sync:
                         try:
                             with precision.autocast():
-                                loss = loss_fn(step_model(inputs), targets) / accumulation
+                                loss = _scaled(loss_fn(step_model(inputs), targets), accumulation)
                         except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
                             if not compile_info["used"] or step_model is ddp_model:
                                 raise
-                            compile_info.update(
-                                used=False, fallback_reason=f"{type(exc).__name__}: {exc}"[:500]
-                            )
+                            compile_info.update(used=False, fallback_reason=f"{type(exc).__name__}: {exc}"[:500])
                             step_model = ddp_model
                             with precision.autocast():
-                                loss = loss_fn(step_model(inputs), targets) / accumulation
+                                loss = _scaled(loss_fn(step_model(inputs), targets), accumulation)
                         scaler.scale(loss).backward()
-                    loss_sum += loss.detach()
+                    loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 scaler.unscale_(optimizer)
                 grad_norm = (
                     torch.nn.utils.clip_grad_norm_(raw_model.parameters(), settings.max_grad_norm)
                     if settings.max_grad_norm
                     else torch.zeros((), device=device)
                 )
+                assert loss_sum is not None
                 step_loss = float(ctx.mean(loss_sum))  # a sync point: the step's global loss
                 finite = math.isfinite(step_loss) and bool(torch.isfinite(grad_norm))
                 if not finite and not scaler.is_enabled():
@@ -369,9 +373,7 @@ def train_model(
                     optimizer.zero_grad(set_to_none=True)
                     if streak >= settings.max_nonfinite_steps:
                         last = manager.latest() if manager is not None else None
-                        where = (
-                            f"the last good checkpoint is {last.path}" if last else "no checkpoint was saved"
-                        )
+                        where = f"the last good checkpoint is {last.path}" if last else "no checkpoint was saved"
                         raise TrainingError(
                             f"loss was not finite for {streak} steps in a row (step {state['step']}); {where}; "
                             "lower the learning rate, use fp32, or check the data for extreme values"
@@ -384,9 +386,7 @@ def train_model(
                     state["scaler_skipped"] += 1  # inf/NaN gradients: the scaler skipped this step
                     streak = streak + 1 if not finite else 0
                     if streak >= settings.max_nonfinite_steps:
-                        raise TrainingError(
-                            f"fp16 gradients overflowed for {streak} steps in a row; use bf16 or fp32"
-                        )
+                        raise TrainingError(f"fp16 gradients overflowed for {streak} steps in a row; use bf16 or fp32")
                 else:
                     streak = 0
                 optimizer.zero_grad(set_to_none=True)
@@ -437,9 +437,7 @@ def train_model(
         raw_model.load_state_dict(best_weights)
     save_checkpoint()
     ctx.barrier()
-    report = meter.report(
-        flops_per_sample=flops_per_sample, precision_mode=precision.mode, world_size=ctx.world_size
-    )
+    report = meter.report(flops_per_sample=flops_per_sample, precision_mode=precision.mode, world_size=ctx.world_size)
     return TrainResult(
         model=raw_model,
         precision=precision,

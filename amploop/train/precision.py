@@ -115,9 +115,7 @@ def resolve_precision(requested: str, device: str | torch.device) -> PrecisionCh
                 requested, "fp32", kind, f"{name} (compute capability {capability}) has no tensor cores"
             )
         if requested in ("bf16", "tf32") and major < 8:
-            raise ConfigError(
-                f"{requested} needs compute capability >= 8.0; {name} has {capability}; use fp16 or auto"
-            )
+            raise ConfigError(f"{requested} needs compute capability >= 8.0; {name} has {capability}; use fp16 or auto")
         if requested == "fp16" and (major, minor) < (5, 3):
             raise ConfigError(f"fp16 needs compute capability >= 5.3; {name} has {capability}; use fp32")
         return PrecisionChoice(requested, requested, kind, f"{requested} requested")

@@ -50,9 +50,7 @@ def peak_tflops(device_name: str, mode: str) -> float | None:
     return None
 
 
-def transformer_flops_per_token(
-    n_params: int, n_layer: int, n_head: int, head_dim: int, seq_len: int
-) -> float:
+def transformer_flops_per_token(n_params: int, n_layer: int, n_head: int, head_dim: int, seq_len: int) -> float:
     """Training FLOPs per token (forward + backward), PaLM appendix B."""
     return 6.0 * n_params + 12.0 * n_layer * n_head * head_dim * seq_len
 

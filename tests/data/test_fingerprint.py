@@ -23,9 +23,7 @@ def test_builtin_fingerprints_are_pinned():
 def test_stable_across_processes():
     code = "from amploop.data import load_builtin; print(load_builtin('adult').fingerprint)"
     runs = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         for _ in range(2)
     }
     assert runs == {load_builtin("adult").fingerprint}

@@ -83,9 +83,7 @@ def test_unseen_categories_and_out_of_range_numbers_are_not_schema_errors():
 
 def test_validation_checks_image_shape():
     schema = infer_schema(_table(), {"img": np.zeros((4, 5, 5))})
-    with pytest.raises(
-        SchemaError, match=r"column 'img': each row must be an array of shape \(5, 5\), got \(6, 6\)"
-    ):
+    with pytest.raises(SchemaError, match=r"column 'img': each row must be an array of shape \(5, 5\), got \(6, 6\)"):
         schema.validate(_table(), {"img": np.zeros((4, 6, 6))})
 
 

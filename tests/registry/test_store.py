@@ -72,9 +72,7 @@ def test_migrated_schema_matches_the_table_definitions(workspace):
         diffs = [
             d
             for d in compare_metadata(context, Base.metadata)
-            if not (
-                isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "amploop_alembic_version"
-            )
+            if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "amploop_alembic_version")
         ]
         assert diffs == []
 
@@ -107,9 +105,7 @@ def test_datasets_are_recorded_once_per_fingerprint(workspace):
 
 def test_runs_start_and_finish(workspace):
     with Store.open(workspace) as store:
-        run = store.start_run(
-            "train", config={"epochs": 2}, dataset_fingerprints={"train": "abc"}, actor="alice"
-        )
+        run = store.start_run("train", config={"epochs": 2}, dataset_fingerprints={"train": "abc"}, actor="alice")
         assert run.status == "running" and run.finished_at is None
         done = store.finish_run(run.id, metrics={"accuracy": 0.85}, timings={"seconds": 1.5})
         assert done.status == "finished" and done.metrics == {"accuracy": 0.85}

@@ -72,9 +72,7 @@ def test_twenty_kills_during_checkpoint_writes_never_break_a_checkpoint(tmp_path
     last_step = 0
     partial_seen = 0
     for _ in range(20):
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(directory)], stdout=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen([sys.executable, str(WORKER), str(directory)], stdout=subprocess.PIPE, text=True)
         ready = proc.stdout.readline().split()
         assert ready[0] == "ready" and int(ready[1]) == last_step + 1  # resumes after the latest
         threading_delay = rng.uniform(0.02, 0.4)

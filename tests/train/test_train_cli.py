@@ -43,9 +43,7 @@ def _final_weights(home: Path) -> dict:
 
 
 def test_adult_mlp_auto_precision_three_epochs(tmp_path):
-    result = train(
-        tmp_path / "h", "--dataset", "adult", "--model", "mlp", "--precision", "auto", "--epochs", "3"
-    )
+    result = train(tmp_path / "h", "--dataset", "adult", "--model", "mlp", "--precision", "auto", "--epochs", "3")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["model"] == {"name": "adult", "version": 1, "artifact_uri": out["model"]["artifact_uri"]}
@@ -72,9 +70,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         "--max-steps",
         "40",
     ]
-    ddp = train(
-        tmp_path / "ddp", *common, "--batch-size", "128", "--nproc-per-node", "2", "--checkpoint-every", "10"
-    )
+    ddp = train(tmp_path / "ddp", *common, "--batch-size", "128", "--nproc-per-node", "2", "--checkpoint-every", "10")
     single = train(tmp_path / "one", *common, "--batch-size", "256")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert single.returncode == 0, single.stderr[-3000:]
@@ -89,9 +85,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     assert checkpoints == ["latest", "step-00000030", "step-00000040"]
 
 
-def _wait_for_checkpoint(
-    directory: Path, min_step: int, proc: subprocess.Popen, timeout: float = 120
-) -> None:
+def _wait_for_checkpoint(directory: Path, min_step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         latest = directory / "latest"
@@ -208,9 +202,7 @@ def test_nan_features_are_a_data_error_naming_the_columns(tmp_path):
     csv = tmp_path / "d.csv"
     rows = "\n".join(f"{i},{'' if i % 7 == 0 else i * 0.5},{i % 2}" for i in range(200))
     csv.write_text("a,b,y\n" + rows + "\n")
-    result = train(
-        tmp_path / "h", "--dataset", str(csv), "--target", "y", "--epochs", "1", "--batch-size", "32"
-    )
+    result = train(tmp_path / "h", "--dataset", str(csv), "--target", "y", "--epochs", "1", "--batch-size", "32")
     assert result.returncode == DataError.exit_code
     assert "numeric feature columns: b" in result.stderr
     cfg = tmp_path / "amploop.yaml"

@@ -1,0 +1,85 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amploop.data import load_builtin
+from amploop.errors import SchemaError
+from amploop.models.runtime import ModelBundle, Predictor
+from amploop.train.fit import bundle_from_fit, fit
+from amploop.train.loop import TrainSettings
+
+AMPLOOP = str(Path(sys.executable).with_name("amploop"))
+
+
+@pytest.fixture(scope="module")
+def adult_fit():
+    return fit(load_builtin("adult"), architecture="tabular", settings=TrainSettings(epochs=1, precision="fp32"))
+
+
+def test_bundle_roundtrip_predicts_what_the_trained_model_predicts(adult_fit):
+    bundle = ModelBundle.from_files(bundle_from_fit(adult_fit).to_files())
+    test = adult_fit.splits.test
+    predicted = Predictor(bundle).predict(test.table)
+    accuracy = float(np.mean(np.array(predicted) == test.labels.to_numpy()))
+    assert accuracy == pytest.approx(adult_fit.metrics["test_accuracy"], abs=1e-9)
+    bf16 = Predictor(bundle, precision="bf16").predict(test.table)
+    assert np.mean(np.array(bf16) == np.array(predicted)) > 0.98
+
+
+def test_predictor_validates_the_schema(adult_fit):
+    predictor = Predictor(ModelBundle.from_files(bundle_from_fit(adult_fit).to_files()))
+    table = adult_fit.splits.test.table.drop(columns=["age"]).head(3)
+    with pytest.raises(SchemaError, match="missing columns: age"):
+        predictor.predict(table)
+
+
+def test_bench_precision_json_on_mnist_cnn(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env["AMPLOOP_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [
+            AMPLOOP,
+            "bench",
+            "precision",
+            "--dataset",
+            "mnist5k",
+            "--model",
+            "cnn",
+            "--modes",
+            "fp32,bf16",
+            "--epochs",
+            "8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    rows = {r["mode"]: r for r in out["rows"]}
+    assert set(rows) == {"fp32", "bf16"}
+    assert rows["fp32"]["agreement_with_fp32"] == 1.0 and rows["bf16"]["agreement_with_fp32"] > 0.97
+    assert abs(rows["bf16"]["validation_accuracy"] - rows["fp32"]["validation_accuracy"]) <= 0.005 + 1e-9
+    assert rows["fp32"]["validation_accuracy"] > 0.95
+    if rows["bf16"]["speed_vs_fp32"] < 1:
+        assert rows["bf16"]["note"].startswith("slower than fp32")
+
+
+def test_gpu_benchmark_script_runs_on_the_cpu():
+    result = subprocess.run(
+        [sys.executable, "bench/train_gpu.py", "--device", "cpu", "--small"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "amploop default" in result.stdout and "plain best" in result.stdout
