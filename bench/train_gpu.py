@@ -141,8 +141,9 @@ def fabric_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
         return None
     fabric = Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1, precision="bf16-mixed")
     torch.manual_seed(0)
-    model, optimizer = fabric.setup(make_model(w), torch.optim.AdamW(make_model(w).parameters(), lr=1e-4))
-    optimizer = fabric.setup_optimizers(torch.optim.AdamW(model.parameters(), lr=1e-4))
+    model = make_model(w)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model, optimizer = fabric.setup(model, optimizer)
     loss_fn, b = loss_of(w), w["batch"]
 
     def step(i: int) -> None:
