@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from amploop import __version__
 from amploop.config import AmploopConfig, load_config
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import DatasetSummary
-from amploop.errors import AmploopError
+from amploop.errors import AmploopError, ConfigError, DatasetNotFound
 from amploop.registry import Store, dataset_record
 
 app = typer.Typer(
@@ -248,7 +249,10 @@ def run_training(
     from amploop.workspace import Workspace, code_version
 
     source = cfg.data.source or "adult"
-    dataset = open_dataset(source, target=cfg.data.target)
+    try:
+        dataset = open_dataset(source, target=cfg.data.target)
+    except DatasetNotFound as exc:  # here the dataset is a setting: say which one
+        raise ConfigError(f"data.source: {exc.message}", **exc.details) from None
     name = cfg.model.name or dataset.name
     workspace = Workspace.from_env()
     fields = cfg.train.model_dump(exclude={"nproc_per_node"})
@@ -539,7 +543,13 @@ def demo(as_json: JsonFlag = False) -> None:
 
 
 def main() -> None:
-    app()
+    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # a worker under torchrun
+        # torchrun's agent then reports which rank failed first, with its traceback.
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        record(app)()
+    else:
+        app()
 
 
 if __name__ == "__main__":

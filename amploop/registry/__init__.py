@@ -9,6 +9,7 @@ from amploop.registry.store import (
     Store,
     StoreInfo,
     dataset_record,
+    load_model_bundle,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "Store",
     "StoreInfo",
     "dataset_record",
+    "load_model_bundle",
 ]

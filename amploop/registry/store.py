@@ -34,7 +34,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -70,9 +70,13 @@ __all__ = [
     "Store",
     "StoreInfo",
     "dataset_record",
+    "load_model_bundle",
 ]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+if TYPE_CHECKING:
+    from amploop.models.runtime import ModelBundle
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every amploop process on the server.
@@ -630,3 +634,11 @@ def _store_error(exc: SQLAlchemyError, db_url: str) -> StoreError:
         f"database error at {mask_url(db_url)}: {reason}; check that the database server is "
         "running and reachable and that AMPLOOP_DB_URL is right"
     )
+
+
+def load_model_bundle(store: Store, name: str, version: int | None = None) -> tuple[ModelVersionRecord, ModelBundle]:
+    """A registered version and its model bundle, every file checked against its stored SHA-256."""
+    from amploop.models.runtime import ModelBundle  # torch: imported only when a model is loaded
+
+    record = store.get_model_version(name, version)
+    return record, ModelBundle.from_files(store.load_model_files(record))

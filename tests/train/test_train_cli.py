@@ -249,3 +249,9 @@ def test_bad_choices_are_config_errors_listing_valid_ones(tmp_path, args, messag
     assert message in result.stderr
     with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / "h")})) as store:
         assert store.list_model_versions() == []  # nothing half-registered
+
+
+def test_unknown_dataset_is_a_config_error_listing_the_builtins(tmp_path):
+    result = train(tmp_path / "h", "--dataset", "adlt", "--epochs", "1")
+    assert result.returncode == ConfigError.exit_code
+    assert "data.source: 'adlt' is neither a file nor a built-in dataset; did you mean adult?" in result.stderr
