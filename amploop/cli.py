@@ -7,6 +7,7 @@ with the error class's code (see :mod:`amploop.errors`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -19,13 +20,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from amploop import __version__
 from amploop.config import AmploopConfig, load_config
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import DatasetSummary
-from amploop.errors import AmploopError, ConfigError, DatasetNotFound
+from amploop.errors import AmploopError, ConfigError, DatasetNotFound, GateFailed
 from amploop.registry import Store, dataset_record
 
 app = typer.Typer(
@@ -44,7 +46,7 @@ app.add_typer(config_app, name="config")
 bench_app = typer.Typer(help="Measure trade-offs side by side.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, markup=False)  # data is printed as is; markup=True where styled
 err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
@@ -76,7 +78,7 @@ def command(func: F) -> F:
         except AmploopError as exc:
             if kwargs.get("as_json"):
                 _print_json(exc.to_dict())
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -150,16 +152,18 @@ def data_show(
 def _render_summary(summary: DatasetSummary) -> None:
     splits = ", ".join(f"{k} {v:,}" for k, v in summary.splits.items())
     out.print(
-        f"[bold]{summary.name}[/]  {summary.rows:,} rows × {summary.columns} columns"
+        f"[bold]{escape(summary.name)}[/]  {summary.rows:,} rows × {summary.columns} columns"
         + (f"  (splits: {splits})" if splits else ""),
         highlight=False,
+        markup=True,
     )
     out.print(f"source {summary.source}   fingerprint {summary.fingerprint[:16]}…", highlight=False)
     if summary.target:
         balance = ", ".join(f"{k}: {v:,}" for k, v in summary.class_balance.items())
         out.print(
-            f"target [bold]{summary.target}[/] ({summary.task})" + (f"  {balance}" if balance else ""),
+            f"target [bold]{escape(summary.target)}[/] ({summary.task})" + (f"  {balance}" if balance else ""),
             highlight=False,
+            markup=True,
         )
     table = Table(show_edge=False)
     for column in ("column", "kind", "missing", "distinct", "range / top values"):
@@ -305,9 +309,12 @@ def run_training(
 
             session.get(RunRow, run.id).dataset_fingerprints = fingerprints
         store.finish_run(run.id, metrics=summary, timings={"seconds": trained.seconds, **trained.throughput.to_dict()})
-        version = store.register_model_version(
-            name, bundle_from_fit(result).to_files(), run_id=run.id, metrics=result.metrics
-        )
+        bundle = bundle_from_fit(result)
+        if result.task == "classification":  # temperature scaling, fitted on the validation rows
+            from amploop.evaluate.calibration import temperature_for_fit
+
+            bundle = dataclasses.replace(bundle, temperature=temperature_for_fit(result))
+        version = store.register_model_version(name, bundle.to_files(), run_id=run.id, metrics=result.metrics)
         return {
             "run_id": run.id,
             "model": {"name": version.name, "version": version.version, "artifact_uri": version.artifact_uri},
@@ -399,7 +406,11 @@ def _render_training(result: dict[str, Any]) -> None:
     m, p, t = result["metrics"], result["precision"], result["throughput"]
     acc = m.get("test_accuracy")
     quality = f"test accuracy {acc:.4f}" if acc is not None else f"test RMSE {m.get('test_rmse', 0):.4f}"
-    out.print(f"[bold]{result['model']['name']}[/] version {result['model']['version']}: {quality}", highlight=False)
+    out.print(
+        f"[bold]{escape(result['model']['name'])}[/] version {result['model']['version']}: {quality}",
+        highlight=False,
+        markup=True,
+    )
     out.print(
         f"precision {p['mode']} ({p['reason']}); {t['samples_per_s']:,.0f} samples/s, "
         f"step {t['step_time_ms']} ms, data wait {t['data_wait_fraction']:.1%}",
@@ -473,6 +484,87 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
 
 
+# -- evaluate ----------------------------------------------------------------------------------
+
+
+def run_evaluation(cfg: AmploopConfig, reference: str, *, data: str | None = None) -> Any:
+    from amploop.registry.evaluations import evaluate_version
+
+    e = cfg.evaluate
+    with Store.open() as store:
+        return evaluate_version(
+            store,
+            reference,
+            data=data,
+            slice_columns=cfg.data.slice_columns,
+            gate=[r.model_dump() for r in e.gate] if e.gate is not None else None,
+            min_slice_size=e.min_slice_size,
+            bootstrap_samples=e.bootstrap_samples,
+            confidence_level=e.confidence_level,
+            parity_precisions=tuple(e.parity_precisions),
+            robustness=e.robustness,
+        )
+
+
+@app.command("evaluate")
+@command
+def evaluate_command(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    data: Annotated[str | None, typer.Option(help="Evaluate on this data instead of the version's test rows.")] = None,
+    gate: Annotated[bool, typer.Option("--gate", help="Exit non-zero when the release gate fails.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a model version: metrics, calibration, slices, robustness, parity, and the gate verdict."""
+    outcome = run_evaluation(_state.config(), model, data=data)
+    if as_json:
+        _print_json(outcome.to_dict())
+    else:
+        _render_evaluation(outcome)
+    if gate and not outcome.report.passed:
+        failed = [r["metric"] for r in outcome.report.verdict["rules"] if r["outcome"] == "fail"]
+        err.print(f"[bold red]gate failed:[/] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(GateFailed.exit_code)
+
+
+def _render_evaluation(outcome: Any) -> None:
+    report = outcome.report
+    verdict = report.verdict
+    colour = "green" if verdict["passed"] else "red"
+    out.print(
+        f"[bold]{escape(report.model['name'])}:{report.model['version']}[/] on {escape(report.dataset['name'])} "
+        f"({report.dataset['rows']:,} rows): [bold {colour}]{verdict['verdict'].upper()}[/]",
+        highlight=False,
+        markup=True,
+    )
+    for rule in verdict["rules"]:
+        out.print(f"  {rule['outcome']:>7}  {rule['reason']}", highlight=False)
+    m = report.metrics
+    if report.task == "classification":
+        out.print(
+            f"accuracy {m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}, log loss {m['log_loss']:.4f}", highlight=False
+        )
+        c = report.calibration
+        out.print(
+            f"ECE {c['ece_before']:.4f} before, {c['ece_after']:.4f} after temperature scaling "
+            f"(T = {c['temperature']:.3f})",
+            highlight=False,
+        )
+    worst = report.slices.get("worst")
+    if worst:
+        out.print(
+            f"worst slice {worst['column']} = {worst['value']}: {worst['metric']:.4f} "
+            f"({report.slices['worst_gap']:.4f} below overall)",
+            highlight=False,
+        )
+    for found in report.slices.get("discovered", [])[:3]:
+        out.print(
+            f"found: {' and '.join(found['conditions'])} ({found['size']} rows) error rate "
+            f"{found['error_rate']:.3f} vs {found['overall_error_rate']:.3f}",
+            highlight=False,
+        )
+    out.print(f"report: {outcome.stored.html_uri}", highlight=False)
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -523,6 +615,19 @@ def demo(as_json: JsonFlag = False) -> None:
     )
     if not as_json:
         _render_training(trained)
+    evaluated = run_evaluation(cfg, f"{trained['model']['name']}:{trained['model']['version']}")
+    stages.append(
+        {
+            "stage": "evaluate",
+            "verdict": evaluated.report.verdict["verdict"],
+            "ece_before": evaluated.report.calibration["ece_before"],
+            "ece_after": evaluated.report.calibration["ece_after"],
+            "worst_slice": evaluated.report.slices.get("worst"),
+            "report": evaluated.stored.html_uri,
+        }
+    )
+    if not as_json:
+        _render_evaluation(evaluated)
     with Store.open() as store:
         info_store = store.info()
     result = {
@@ -539,6 +644,7 @@ def demo(as_json: JsonFlag = False) -> None:
         f"[bold green]demo finished[/] in {result['seconds']} s: stages run: "
         f"{', '.join(s['stage'] for s in stages)}; state in {info_store.db_url}",
         highlight=False,
+        markup=True,
     )
 
 

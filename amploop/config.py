@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amploop.errors import ConfigError
 
@@ -38,6 +38,7 @@ __all__ = [
     "AmploopConfig",
     "DataConfig",
     "EvaluateConfig",
+    "GateRuleConfig",
     "LoopConfig",
     "ModelConfig",
     "MonitorConfig",
@@ -95,10 +96,29 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
 
 
+class GateRuleConfig(_Section):
+    """One rule of a release gate: ``{metric: accuracy, min: 0.84}`` or ``{metric: ece, max: 0.05}``."""
+
+    metric: str  # a gate metric; an unknown name is an error listing the valid ones
+    min: float | None = None  # pass when the value is at least this
+    max: float | None = None  # pass when the value is at most this
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> GateRuleConfig:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min or max")
+        return self
+
+
 class EvaluateConfig(_Section):
     min_slice_size: int = Field(30, ge=1)  # smaller slices are reported as too small
     bootstrap_samples: int = Field(1000, ge=100)  # resamples for confidence intervals
     confidence_level: float = Field(0.95, gt=0, lt=1)  # for the intervals
+    gate: list[GateRuleConfig] | None = None  # release gate; null: the default gate
+    parity_precisions: list[Literal["bf16", "fp16", "int8"]] = Field(
+        default_factory=lambda: ["bf16", "fp16", "int8"]
+    )  # served precisions compared with fp32
+    robustness: bool = True  # run the corruption suite
 
 
 class ServeConfig(_Section):

@@ -82,3 +82,33 @@ def workspace(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> W
 @pytest.fixture
 def sqlite_workspace(tmp_path: Path) -> Workspace:
     return Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / ".amploop")})
+
+
+CHROMIUM = os.environ.get("AMPLOOP_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright (never a downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no browser at {CHROMIUM}: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        yield launched
+        launched.close()
+
+
+def open_page(browser, url: str, screenshot: Path) -> tuple[object, list[str]]:
+    """Load ``url``; return the page and every console error or uncaught exception it produced."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(url)
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(screenshot), full_page=True)
+    return page, problems

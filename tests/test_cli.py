@@ -95,7 +95,7 @@ def test_unreachable_database_is_a_store_error_with_the_password_masked(tmp_path
 def test_store_info_on_a_fresh_home(tmp_path):
     result = run(["store", "info", "--json"], tmp_path)
     info = json.loads(result.stdout)
-    assert info["backend"] == "sqlite" and info["schema_revision"] == "0001"
+    assert info["backend"] == "sqlite" and info["schema_revision"] == "0002"
     assert info["home"] == str(tmp_path / ".amploop")
 
 
@@ -107,7 +107,9 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     result = run(["demo", "--json"], tmp_path, extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [s["stage"] for s in out["stages"]] == ["data", "train"]
+    assert [s["stage"] for s in out["stages"]] == ["data", "train", "evaluate"]
+    evaluated = out["stages"][2]
+    assert evaluated["verdict"] in ("pass", "fail") and Path(evaluated["report"]).exists()
     trained = out["stages"][1]
     assert trained["model"]["name"] == "adult" and trained["metrics"]["test_accuracy"] >= 0.84
     assert trained["precision_reason"]

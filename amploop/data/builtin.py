@@ -75,6 +75,7 @@ class BuiltinInfo:
     attribution: str
     citation: str
     files: list[dict[str, str]] = field(default_factory=list)
+    slice_columns: list[str] = field(default_factory=list)  # the groups evaluation reports by default
     datasheet: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

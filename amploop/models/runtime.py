@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
     from amploop.data import FeatureEncoder
 
-__all__ = ["BUNDLE_FORMAT", "ModelBundle", "Predictor"]
+__all__ = ["BUNDLE_FORMAT", "INFERENCE_PRECISIONS", "ModelBundle", "Predictor"]
+
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 BUNDLE_FORMAT = 1
 WEIGHTS, META, ENCODER = "model.safetensors", "model.json", "encoder.json"
@@ -45,6 +47,7 @@ class ModelBundle:
     encoder_json: str
     weights: dict[str, torch.Tensor]
     trained_precision: str = "fp32"
+    temperature: float = 1.0  # fitted on validation data; divides the logits (temperature scaling)
 
     def to_files(self) -> dict[str, bytes]:
         meta = {
@@ -57,6 +60,7 @@ class ModelBundle:
             "classes": self.classes,
             "schema": self.schema,
             "trained_precision": self.trained_precision,
+            "temperature": self.temperature,
         }
         weights = {k: v.detach().contiguous().cpu() for k, v in self.weights.items()}
         return {
@@ -84,6 +88,7 @@ class ModelBundle:
             encoder_json=files[ENCODER].decode(),
             weights=load_safetensors(files[WEIGHTS]),
             trained_precision=meta.get("trained_precision", "fp32"),
+            temperature=float(meta.get("temperature", 1.0)),
         )
 
     def build(self) -> nn.Module:
@@ -103,13 +108,15 @@ class Predictor:
     def __init__(
         self, bundle: ModelBundle, *, precision: str = "fp32", device: str = "cpu", batch_size: int = 1024
     ) -> None:
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"unknown inference precision '{precision}'; valid: fp32, bf16, fp16")
+        if precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"unknown inference precision '{precision}'; valid: {', '.join(INFERENCE_PRECISIONS)}")
         self.bundle = bundle
         self.precision = precision
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = bundle.build().to(self.device)
+        if precision == "int8":
+            self.model = _quantize_int8(self.model)
         self.encoder_ = bundle.encoder()
         from amploop.data import Schema
 
@@ -123,9 +130,15 @@ class Predictor:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def predict_outputs(self, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """Class probabilities (n, classes), or predicted values (n,) for regression."""
-        self.schema_.validate(table, arrays, ignore=[self.bundle.target])
+    def logits(
+        self, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None, *, validate: bool = True
+    ) -> np.ndarray:
+        """Raw model outputs: (n, classes) logits, or (n,) values for regression.
+
+        ``validate=False`` skips the schema check (for deliberately corrupted inputs).
+        """
+        if validate:
+            self.schema_.validate(table, arrays, ignore=[self.bundle.target])
         batch = self.encoder_.transform(table, arrays)
         outputs = []
         with torch.inference_mode():
@@ -135,16 +148,46 @@ class Predictor:
                     "numeric": torch.from_numpy(batch.numeric[start:stop]).to(self.device),
                     "categorical": torch.from_numpy(batch.categorical[start:stop]).to(self.device),
                 }
-                for name, images in batch.images.items():
+                for images in batch.images.values():
                     inputs["image"] = torch.from_numpy(images[start:stop]).to(self.device)
-                    del name
                 with self._autocast():
                     out = self.model(inputs).float()
-                outputs.append(torch.softmax(out, -1) if self.bundle.task == "classification" else out.squeeze(-1))
-        return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
+                outputs.append(out if self.bundle.task == "classification" else out.squeeze(-1))
+        if not outputs:
+            return np.zeros((0, self.bundle.spec.n_outputs) if self.bundle.task == "classification" else (0,))
+        return torch.cat(outputs).cpu().numpy()
+
+    def predict_outputs(
+        self,
+        table: pd.DataFrame,
+        arrays: dict[str, np.ndarray] | None = None,
+        *,
+        calibrated: bool = True,
+        validate: bool = True,
+    ) -> np.ndarray:
+        """Class probabilities (n, classes), temperature-scaled unless ``calibrated=False``; or values (n,)."""
+        raw = self.logits(table, arrays, validate=validate)
+        if self.bundle.task != "classification":
+            return raw
+        temperature = self.bundle.temperature if calibrated else 1.0
+        scaled = raw / temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        exp = np.exp(scaled)
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def predict(self, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None) -> list[Any]:
         outputs = self.predict_outputs(table, arrays)
         if self.bundle.task == "classification" and self.bundle.classes is not None:
             return [self.bundle.classes[i] for i in outputs.argmax(-1)]
         return outputs.tolist()
+
+
+def _quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantization of the linear layers (weights int8, activations quantized per batch; CPU)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch announces the move of this API to torchao
+        return quantize_dynamic(model.cpu(), {nn.Linear}, dtype=torch.qint8)

@@ -4,6 +4,7 @@ from amploop.registry.artifacts import ArtifactRef, ArtifactStore
 from amploop.registry.store import (
     AuditEntry,
     DatasetRecord,
+    EvaluationRecord,
     ModelVersionRecord,
     RunRecord,
     Store,
@@ -17,6 +18,7 @@ __all__ = [
     "ArtifactStore",
     "AuditEntry",
     "DatasetRecord",
+    "EvaluationRecord",
     "ModelVersionRecord",
     "RunRecord",
     "Store",

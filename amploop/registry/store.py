@@ -54,6 +54,7 @@ from amploop.registry.tables import (
     AliasEvent,
     AuditRow,
     DatasetRow,
+    EvaluationRow,
     ModelVersionRow,
     RegisteredModel,
     RunRow,
@@ -65,6 +66,7 @@ from amploop.workspace import Workspace, current_actor, mask_url
 __all__ = [
     "AuditEntry",
     "DatasetRecord",
+    "EvaluationRecord",
     "ModelVersionRecord",
     "RunRecord",
     "Store",
@@ -164,6 +166,19 @@ class ModelVersionRecord(_Record):
 
 
 @dataclass(frozen=True)
+class EvaluationRecord(_Record):
+    id: int
+    model_name: str
+    version: int
+    dataset_fingerprint: str
+    passed: bool
+    report: dict[str, Any]
+    html_uri: str | None
+    actor: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class AuditEntry(_Record):
     id: int
     at: datetime
@@ -257,6 +272,7 @@ class Store:
             "registered_models": RegisteredModel,
             "model_versions": ModelVersionRow,
             "alias_history": AliasEvent,
+            "evaluations": EvaluationRow,
             "audit_log": AuditRow,
         }
         with self.read() as session:
@@ -487,6 +503,61 @@ class Store:
             file: self.artifacts.get_bytes(f"models/{prefix}/{file}", expected_sha256=digest)
             for file, digest in record.artifacts.items()
         }
+
+    # -- evaluations ---------------------------------------------------------------------------
+
+    def record_evaluation(
+        self,
+        name: str,
+        version: int,
+        report: Mapping[str, Any],
+        *,
+        html: bytes | None = None,
+        actor: str | None = None,
+    ) -> EvaluationRecord:
+        """Keep an evaluation report with its model version (the HTML page goes to the artifacts)."""
+        self.get_model_version(name, version)  # ModelNotFound when there is no such version
+        html_uri = None
+        if html is not None:
+            key = f"models/{name}/evaluations/{version}-{uuid.uuid4().hex[:12]}.html"
+            html_uri = self.artifacts.put_bytes(key, html).uri
+        passed = bool(report.get("verdict", {}).get("passed", False))
+        with self.write() as session:
+            row = EvaluationRow(
+                model_name=name,
+                version=version,
+                dataset_fingerprint=str(report.get("dataset", {}).get("fingerprint", "")),
+                passed=passed,
+                report=_jsonable(dict(report)),
+                html_uri=html_uri,
+                actor=actor or current_actor(),
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            self._audit(
+                session,
+                "model.evaluate",
+                f"{name}:{version}",
+                actor=actor,
+                details={"passed": passed, "evaluation_id": row.id, "html_uri": html_uri},
+            )
+        return _to_record(EvaluationRecord, row)
+
+    def list_evaluations(self, name: str, version: int | None = None) -> list[EvaluationRecord]:
+        stmt = select(EvaluationRow).where(EvaluationRow.model_name == name).order_by(EvaluationRow.id)
+        if version is not None:
+            stmt = stmt.where(EvaluationRow.version == version)
+        with self.read() as session:
+            return [_to_record(EvaluationRecord, r) for r in session.scalars(stmt).all()]
+
+    def alias_version(self, name: str, alias: str) -> int | None:
+        """The version an alias of ``name`` points at now, or None."""
+        from amploop.registry.tables import Alias
+
+        with self.read() as session:
+            row = session.get(Alias, (name, alias))
+            return None if row is None else row.version
 
     # -- audit log -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -28,6 +29,7 @@ __all__ = [
     "AuditRow",
     "Base",
     "DatasetRow",
+    "EvaluationRow",
     "ModelVersionRow",
     "RegisteredModel",
     "RunRow",
@@ -168,3 +170,18 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EvaluationRow(Base):
+    """One evaluation of one model version: the full report as JSON, and where its HTML page is."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    dataset_fingerprint: Mapped[str] = mapped_column(String(64))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    html_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -87,11 +87,17 @@ def setup_distributed(device: str = "auto", *, timeout_s: float = 300.0) -> Dist
             # torchrun's agent keeps one store across restarts; keys of the failed attempt (gloo's peer
             # addresses among them) would be read again and the new attempt would wait on dead peers.
             # A prefix per attempt gives every attempt fresh keys.
-            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
-                                  is_master=False, timeout=timeout)
+            store = dist.TCPStore(
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False, timeout=timeout
+            )
             attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-            dist.init_process_group(backend=backend, store=dist.PrefixStore(f"amploop/attempt-{attempt}", store),
-                                    rank=rank, world_size=world_size, timeout=timeout)
+            dist.init_process_group(
+                backend=backend,
+                store=dist.PrefixStore(f"amploop/attempt-{attempt}", store),
+                rank=rank,
+                world_size=world_size,
+                timeout=timeout,
+            )
         else:
             dist.init_process_group(backend=backend, timeout=timeout)
     return DistributedContext(rank, local_rank, world_size, chosen, backend)

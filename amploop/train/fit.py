@@ -22,7 +22,7 @@ from amploop.train.loop import TrainData, TrainResult, TrainSettings, evaluate_l
 if TYPE_CHECKING:
     from amploop.data import Dataset, FeatureEncoder, LabelEncoder
 
-__all__ = ["FitResult", "SplitPlan", "bundle_from_fit", "fit", "prepare_splits"]
+__all__ = ["FitResult", "SplitPlan", "bundle_from_fit", "fit", "model_logits", "prepare_splits", "to_tensors"]
 
 
 @dataclass(frozen=True)
@@ -184,3 +184,16 @@ def bundle_from_fit(result: FitResult) -> ModelBundle:
         weights=dict(result.model.state_dict()),
         trained_precision=result.train_result.precision.mode,
     )
+
+
+def model_logits(model: nn.Module, data: TrainData, precision: Any, batch_size: int = 1024) -> np.ndarray:
+    """Logits of ``model`` on every row of ``data`` (float32, on the CPU), under ``precision``'s autocast."""
+    device = next(model.parameters()).device
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            inputs, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))), device)
+            with precision.autocast():
+                outputs.append(model(inputs).float().cpu())
+    return torch.cat(outputs).numpy()

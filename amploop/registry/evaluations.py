@@ -1,0 +1,136 @@
+"""Evaluating a registered model version: resolve it, rebuild its holdout, compare with the champion, keep the report.
+
+The default evaluation data is the version's own test split, rebuilt from the run's recorded
+configuration (source, seed, split fractions) and checked against the test fingerprint the run
+stored: if the data changed since training, the evaluation refuses rather than silently
+scoring other rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from amploop.data import builtin_info, builtin_names, open_dataset
+from amploop.data.dataset import Dataset
+from amploop.errors import DataError, ModelNotFound
+from amploop.evaluate.evaluation import EvaluationReport, evaluate_model
+from amploop.evaluate.report import render_html
+from amploop.registry.store import EvaluationRecord, ModelVersionRecord, Store, load_model_bundle
+
+__all__ = ["EvaluationOutcome", "ModelRef", "evaluate_version", "parse_model_ref", "resolve_version"]
+
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)(?:(?::(?P<version>\d+))|(?:@(?P<alias>[A-Za-z0-9_.\-]+)))?$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+    found = _REF.match(text)
+    if not found:
+        raise ModelNotFound(f"'{text}' is not a model reference; write NAME, NAME:VERSION or NAME@ALIAS")
+    version = int(found["version"]) if found["version"] else None
+    return ModelRef(found["name"], version, found["alias"])
+
+
+def resolve_version(store: Store, ref: ModelRef) -> ModelVersionRecord:
+    if ref.alias is not None:
+        version = store.alias_version(ref.name, ref.alias)
+        if version is None:
+            store.get_model_version(ref.name)  # ModelNotFound with close matches when the name is wrong
+            raise ModelNotFound(
+                f"model '{ref.name}' has no alias '{ref.alias}'; `amploop models show {ref.name}` lists its aliases"
+            )
+        return store.get_model_version(ref.name, version)
+    return store.get_model_version(ref.name, ref.version)
+
+
+def holdout_dataset(store: Store, record: ModelVersionRecord) -> Dataset:
+    """The version's test rows, rebuilt from its run and checked against the stored fingerprint."""
+    from amploop.train.fit import prepare_splits
+
+    if record.run_id is None:
+        raise DataError(f"{record.name}:{record.version} has no training run on record; pass --data")
+    run = store.get_run(record.run_id)
+    data_cfg, train_cfg = run.config.get("data", {}), run.config.get("train", {})
+    source = data_cfg.get("source") or "adult"
+    dataset = open_dataset(source, target=data_cfg.get("target"))
+    plan = prepare_splits(
+        dataset,
+        validation_fraction=data_cfg.get("validation_fraction", 0.1),
+        test_fraction=data_cfg.get("test_fraction", 0.2),
+        seed=train_cfg.get("seed", 0),
+    )
+    expected = run.dataset_fingerprints.get("test")
+    if expected and plan.test.fingerprint != expected:
+        raise DataError(
+            f"the test rows of {record.name}:{record.version} no longer match what training held out "
+            f"({source} changed since the run); pass --data with the data to evaluate on"
+        )
+    return plan.test
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    version: ModelVersionRecord
+    report: EvaluationReport
+    stored: EvaluationRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report.to_dict(), "evaluation_id": self.stored.id, "html_uri": self.stored.html_uri}
+
+
+def default_slice_columns(dataset: Dataset, configured: list[str]) -> list[str]:
+    if configured:
+        return configured
+    base = dataset.name.split("[", 1)[0]
+    return list(builtin_info(base).slice_columns) if base in builtin_names() else []
+
+
+def evaluate_version(
+    store: Store,
+    reference: str,
+    *,
+    data: str | None = None,
+    slice_columns: list[str] | None = None,
+    gate: list[Any] | None = None,
+    min_slice_size: int = 30,
+    bootstrap_samples: int = 1000,
+    confidence_level: float = 0.95,
+    parity_precisions: tuple[str, ...] = ("bf16", "fp16", "int8"),
+    robustness: bool = True,
+    actor: str | None = None,
+) -> EvaluationOutcome:
+    """Evaluate a stored version and keep the report (JSON in the store, HTML in the artifacts)."""
+    record = resolve_version(store, parse_model_ref(reference))
+    _, bundle = load_model_bundle(store, record.name, record.version)
+    dataset = open_dataset(data, target=bundle.target) if data else holdout_dataset(store, record)
+    champion = None
+    champion_version = store.alias_version(record.name, "champion")
+    if champion_version is not None and champion_version != record.version:
+        _, champion_bundle = load_model_bundle(store, record.name, champion_version)
+        champion = ({"name": record.name, "version": champion_version}, champion_bundle)
+    report = evaluate_model(
+        bundle,
+        dataset,
+        model={"name": record.name, "version": record.version},
+        slice_columns=default_slice_columns(dataset, slice_columns or []),
+        gate=gate,
+        min_slice_size=min_slice_size,
+        bootstrap_samples=bootstrap_samples,
+        confidence_level=confidence_level,
+        parity_precisions=parity_precisions,
+        robustness=robustness,
+        champion=champion,
+    )
+    stored = store.record_evaluation(
+        record.name, record.version, report.to_dict(), html=render_html(report.to_dict()).encode(), actor=actor
+    )
+    return EvaluationOutcome(record, report, stored)
