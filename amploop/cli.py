@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,7 +28,8 @@ from amploop import __version__
 from amploop.config import AmploopConfig, load_config
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import DatasetSummary
-from amploop.errors import AmploopError, ConfigError, DatasetNotFound, GateFailed
+from amploop.data.quality import QualityReport, check_quality
+from amploop.errors import AmploopError, ConfigError, DatasetNotFound, GateFailed, QualityError
 from amploop.registry import Store, dataset_record
 
 app = typer.Typer(
@@ -149,6 +151,93 @@ def data_show(
     _render_summary(summary)
 
 
+@data_app.command("check")
+@command
+def data_check(
+    ref: Annotated[str, typer.Argument(help="A built-in dataset name or a data file.")],
+    target: Annotated[str | None, typer.Option(help="The label column of a file.")] = None,
+    against: Annotated[str | None, typer.Option(help="The training data, to check for leakage into it.")] = None,
+    label_issues: Annotated[bool, typer.Option(help="Run confident learning for label issues.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check data quality; exit non-zero when a finding blocks training."""
+    cfg = _state.config()
+    dataset = open_dataset(ref, target=target)
+    reference = open_dataset(against, target=target or dataset.target) if against else None
+    slice_columns = cfg.data.slice_columns or (
+        builtin_info(dataset.name).slice_columns if dataset.name in builtin_names() else []
+    )
+    report = check_quality(dataset, against=reference, slice_columns=slice_columns, label_issues=label_issues)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _render_quality(report)
+    if report.blocking:
+        raise typer.Exit(QualityError.exit_code)
+
+
+@data_app.command("datasheet")
+@command
+def data_datasheet(
+    ref: Annotated[str, typer.Argument(help="A built-in dataset name or a data file.")],
+    target: Annotated[str | None, typer.Option(help="The label column of a file.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or html.")] = "markdown",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Render a dataset's datasheet from stored facts and the datasheet text in amploop.yaml."""
+    from amploop.registry.cards import render_datasheet
+
+    if fmt not in ("markdown", "html"):
+        raise ConfigError(f"--format {fmt!r}: use markdown or html")
+    cfg = _state.config()
+    dataset = open_dataset(ref, target=target)
+    sections: dict[str, Any] = {}
+    if dataset.name in builtin_names():
+        info = builtin_info(dataset.name)
+        sections.update(info.datasheet, licence=info.licence, attribution=info.attribution, citation=info.citation)
+    sections.update({k: v for k, v in cfg.data.datasheet.items() if v})
+    quality = check_quality(dataset, label_issues=False)
+    with Store.open() as store:
+        record = store.record_dataset(dataset_record(dataset, datasheet=sections))
+    text = render_datasheet(record, sections=sections, quality=quality.to_dict(), fmt=fmt)
+    if output is not None:
+        _write_atomically(output, text.encode())
+    if as_json:
+        _print_json(
+            {
+                "dataset": record.to_dict(),
+                "format": fmt,
+                "output": str(output) if output else None,
+                "text": None if output else text,
+            }
+        )
+    elif output is None:
+        sys.stdout.write(text)
+    else:
+        out.print(f"datasheet written to {output}", highlight=False)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _render_quality(report: QualityReport, *, limit: int = 20) -> None:
+    counts = report.counts()
+    out.print(
+        f"{report.dataset['name']}: {report.dataset['rows']:,} rows, {counts['block']} blocking, "
+        f"{counts['warn']} warnings, {counts['info']} notes ({report.seconds:.1f} s)",
+        highlight=False,
+    )
+    for finding in report.findings[:limit]:
+        out.print(f"  {finding.severity:>5}  {finding.check}: {finding.message}", highlight=False)
+    if report.suspicious_rows:
+        top = ", ".join(str(r.row) for r in report.suspicious_rows[:10])
+        out.print(f"  suspicious rows (most first): {top} … {len(report.suspicious_rows)} in all", highlight=False)
+
+
 def _render_summary(summary: DatasetSummary) -> None:
     splits = ", ".join(f"{k} {v:,}" for k, v in summary.splits.items())
     out.print(
@@ -245,6 +334,9 @@ def run_training(
     checkpoint_dir: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    allow_quality_issues: bool = False,
+    reason: str | None = None,
+    exclude_suspicious: bool = False,
 ) -> dict[str, Any] | None:
     """Train as the config says; on rank 0 record the run, datasets and model version. Rank 0's result."""
     from amploop.train.distributed import setup_distributed, teardown_distributed
@@ -266,6 +358,19 @@ def run_training(
         resume=resume,
         progress=progress,
     )
+    if allow_quality_issues and not (reason and reason.strip()):
+        raise ConfigError('--allow-quality-issues needs --reason "why this data may be used"; it goes to the audit log')
+    quality = check_quality(
+        dataset, slice_columns=cfg.data.slice_columns, label_issues=exclude_suspicious, seed=cfg.train.seed
+    )
+    if quality.blocking and not allow_quality_issues:
+        first = quality.blocking[0]
+        more = f" (and {len(quality.blocking) - 1} more)" if len(quality.blocking) > 1 else ""
+        raise QualityError(
+            f'training refused: {first.message}{more}; fix the data, or pass --allow-quality-issues --reason "..."',
+            findings=[f.message for f in quality.blocking],
+        )
+    exclude = np.array([r.row for r in quality.suspicious_rows], dtype=np.int64) if exclude_suspicious else None
     ctx = setup_distributed(settings.device, timeout_s=settings.collective_timeout_s)
     store = Store.open(workspace) if ctx.is_main else None
     run = None
@@ -277,6 +382,13 @@ def run_training(
                 dataset_fingerprints={"source": dataset.fingerprint},
                 code_version=code_version(),
             )
+            if quality.blocking:  # allowed above, with a reason: keep both
+                store.append_audit(
+                    "train.quality_override",
+                    f"dataset:{dataset.fingerprint}",
+                    reason=reason or "",
+                    details={"run_id": run.id, "findings": [f.message for f in quality.blocking]},
+                )
         result = fit(
             dataset,
             architecture=cfg.model.architecture,
@@ -286,6 +398,7 @@ def run_training(
             test_fraction=cfg.data.test_fraction,
             impute_missing=cfg.data.impute_missing,
             ctx=ctx,
+            exclude=exclude,
         )
         if store is None or run is None:
             return None
@@ -303,6 +416,8 @@ def run_training(
             "precision": trained.precision.mode,
             "precision_reason": trained.precision.reason,
             "samples_per_s": trained.throughput.samples_per_s,
+            "quality": quality.counts(),
+            "excluded_suspicious_rows": 0 if exclude is None else len(exclude),
         }
         with store.write() as session:  # the run's fingerprints are final only now
             from amploop.registry.tables import RunRow
@@ -323,6 +438,8 @@ def run_training(
             "throughput": trained.throughput.to_dict(),
             "samples_per_s": trained.throughput.samples_per_s,
             "data": fingerprints,
+            "quality": quality.counts(),
+            "excluded_suspicious_rows": 0 if exclude is None else len(exclude),
             "train": trained.to_dict(),
         }
     except BaseException as exc:
@@ -359,6 +476,13 @@ def train_command(
     rdzv_endpoint: Annotated[str | None, typer.Option(help="host:port of the rendezvous.")] = None,
     rdzv_id: Annotated[str | None, typer.Option(help="Job id shared by all machines.")] = None,
     max_restarts: Annotated[int, typer.Option(help="torchrun restarts after a failure.")] = 0,
+    allow_quality_issues: Annotated[
+        bool, typer.Option("--allow-quality-issues", help="Train despite blocking data findings (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    exclude_suspicious: Annotated[
+        bool, typer.Option("--exclude-suspicious", help="Drop label issues and outliers from the training rows.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model, record the run, and register the result as a new model version."""
@@ -393,7 +517,15 @@ def train_command(
             max_restarts=max_restarts,
         )
         raise typer.Exit(code)
-    result = run_training(cfg, checkpoint_dir=checkpoint_dir, resume=resume, progress=not as_json)
+    result = run_training(
+        cfg,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=not as_json,
+        allow_quality_issues=allow_quality_issues,
+        reason=reason,
+        exclude_suspicious=exclude_suspicious,
+    )
     if result is None:  # ranks other than 0 print nothing
         return
     if as_json:
@@ -593,6 +725,21 @@ def demo(as_json: JsonFlag = False) -> None:
                 "recorded": [r.name for r in store.list_datasets()],
             }
         )
+    adult = load_builtin("adult")
+    quality = check_quality(adult, slice_columns=builtin_info("adult").slice_columns)
+    stages.append(
+        {
+            "stage": "quality",
+            "dataset": "adult",
+            "counts": quality.counts(),
+            "findings": [f"{f.severity}: {f.check}: {f.message}" for f in quality.findings],
+            "suspicious_rows": len(quality.suspicious_rows),
+            "seconds": quality.seconds,
+        }
+    )
+    if not as_json:
+        _render_quality(quality, limit=6)
+        out.print()
     trained = run_training(
         cfg.model_copy(
             update={

@@ -107,10 +107,12 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     result = run(["demo", "--json"], tmp_path, extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [s["stage"] for s in out["stages"]] == ["data", "train", "evaluate"]
-    evaluated = out["stages"][2]
+    assert [s["stage"] for s in out["stages"]] == ["data", "quality", "train", "evaluate"]
+    quality = out["stages"][1]
+    assert quality["counts"]["block"] == 0 and quality["suspicious_rows"] > 0
+    evaluated = out["stages"][3]
     assert evaluated["verdict"] in ("pass", "fail") and Path(evaluated["report"]).exists()
-    trained = out["stages"][1]
+    trained = out["stages"][2]
     assert trained["model"]["name"] == "adult" and trained["metrics"]["test_accuracy"] >= 0.84
     assert trained["precision_reason"]
     assert {d["name"]: d["rows"] for d in out["datasets"]} == {
@@ -123,7 +125,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     assert out["store"]["counts"]["model_versions"] == 1
     again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
     assert again["store"]["counts"]["datasets"] == 6  # recording is idempotent
-    assert again["stages"][1]["model"]["version"] == 2
+    assert again["stages"][2]["model"]["version"] == 2
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -52,8 +52,19 @@ class FitResult:
         return self.train_result.model
 
 
-def prepare_splits(dataset: Dataset, *, validation_fraction: float, test_fraction: float, seed: int) -> SplitPlan:
-    """Use the dataset's own train/test split when it has one; else a seeded random split."""
+def prepare_splits(
+    dataset: Dataset,
+    *,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    exclude: np.ndarray | None = None,
+) -> SplitPlan:
+    """Use the dataset's own train/test split when it has one; else a seeded random split.
+
+    ``exclude`` (row positions, e.g. suspicious rows) leaves the training and validation rows; the
+    test rows stay as they are, so the evaluation still measures the data as it comes.
+    """
     rng = np.random.default_rng(seed)
     if "train" in dataset.splits and "test" in dataset.splits:
         train_pos = np.asarray(dataset.splits["train"])
@@ -65,10 +76,15 @@ def prepare_splits(dataset: Dataset, *, validation_fraction: float, test_fractio
     shuffled = rng.permutation(train_pos)
     n_val = max(1, int(round(validation_fraction * len(shuffled))))
     val_pos, fit_pos = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+    note = ""
+    if exclude is not None and len(exclude):
+        dropped = np.isin(fit_pos, exclude).sum() + np.isin(val_pos, exclude).sum()
+        fit_pos, val_pos = fit_pos[~np.isin(fit_pos, exclude)], val_pos[~np.isin(val_pos, exclude)]
+        note = f", without {int(dropped)} suspicious rows"
     return SplitPlan(
-        train=dataset.take(fit_pos, name=f"{dataset.name}[train]", transformation=f"training rows (seed {seed})"),
+        train=dataset.take(fit_pos, name=f"{dataset.name}[train]", transformation=f"training rows (seed {seed}){note}"),
         validation=dataset.take(
-            val_pos, name=f"{dataset.name}[validation]", transformation=f"validation rows (seed {seed})"
+            val_pos, name=f"{dataset.name}[validation]", transformation=f"validation rows (seed {seed}){note}"
         ),
         test=dataset.take(test_pos, name=f"{dataset.name}[test]", transformation="held-out test rows"),
     )
@@ -113,6 +129,7 @@ def fit(
     impute_missing: bool = False,
     model: nn.Module | None = None,
     ctx: DistributedContext | None = None,
+    exclude: np.ndarray | None = None,
 ) -> FitResult:
     """Train ``architecture`` (or the user's ``model``) on ``dataset`` and score it on the test rows."""
     from amploop.data import FeatureEncoder, LabelEncoder
@@ -128,7 +145,11 @@ def fit(
     _check_missing_numeric(dataset, impute_missing)
     task = dataset.task or "classification"
     plan = prepare_splits(
-        dataset, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=settings.seed
+        dataset,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=settings.seed,
+        exclude=exclude,
     )
     encoder = FeatureEncoder(exclude=[dataset.target]).fit(
         plan.train.table, plan.train.arrays, schema=plan.train.schema

@@ -1,0 +1,48 @@
+"""Datasheets (Gebru et al., "Datasheets for Datasets", CACM 2021) rendered from stored facts.
+
+The facts — fingerprints, source, shape, schema, parents and the transformation that derived
+the data, the quality summary — come from the store; the prose sections come from the
+built-in dataset's sheet and the ``data.datasheet`` fields of ``amploop.yaml`` (the user's
+text wins). A section nobody wrote says so rather than being left out.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from amploop.registry.store import DatasetRecord
+
+__all__ = ["DATASHEET_SECTIONS", "render_datasheet"]
+
+DATASHEET_SECTIONS = ("motivation", "composition", "collection", "preprocessing", "uses", "distribution", "maintenance")
+
+
+def _template(name: str, *, html: bool) -> jinja2.Template:
+    environment = jinja2.Environment(
+        autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    text = (resources.files("amploop.registry") / "templates" / name).read_text(encoding="utf-8")
+    return environment.from_string(text)
+
+
+def render_datasheet(
+    record: DatasetRecord, *, sections: dict[str, str], quality: dict[str, Any] | None = None, fmt: str = "markdown"
+) -> str:
+    """The datasheet of a stored dataset as Markdown (``fmt="markdown"``) or a self-contained HTML page."""
+    filled = {name: (sections.get(name) or "").strip() for name in DATASHEET_SECTIONS}
+    extra = {k: v for k, v in sections.items() if k not in DATASHEET_SECTIONS and isinstance(v, str)}
+    context = {
+        "record": record,
+        "sections": filled,
+        "extra": extra,
+        "quality": quality,
+        "columns": record.schema.get("columns", []),
+    }
+    if fmt == "markdown":
+        return _template("datasheet.md.j2", html=False).render(**context)
+    if fmt == "html":
+        return _template("datasheet.html.j2", html=True).render(**context)
+    raise ValueError(f"unknown datasheet format {fmt!r}; use markdown or html")
