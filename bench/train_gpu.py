@@ -234,6 +234,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cpu" and not args.small:
+        print("no GPU here: running the small models instead (GPT-2 124M and ResNet-50 need a GPU host)")
+        args.small = True
     if args.small:
         args.warmup, args.steps = min(args.warmup, 3), min(args.steps, 5)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
