@@ -366,7 +366,7 @@ def train_model(
                 )
                 assert loss_sum is not None
                 step_loss = float(ctx.mean(loss_sum))  # a sync point: the step's global loss
-                finite = math.isfinite(step_loss) and bool(torch.isfinite(grad_norm))
+                finite = math.isfinite(step_loss) and math.isfinite(float(grad_norm))
                 if not finite and not scaler.is_enabled():
                     streak += 1
                     state["nonfinite"] += 1
