@@ -46,6 +46,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(store_app, name="store")
 app.add_typer(config_app, name="config")
 bench_app = typer.Typer(help="Measure trade-offs side by side.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models: versions, aliases and their history.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 
 out = Console(soft_wrap=True, markup=False)  # data is printed as is; markup=True where styled
@@ -697,6 +699,200 @@ def _render_evaluation(outcome: Any) -> None:
     out.print(f"report: {outcome.stored.html_uri}", highlight=False)
 
 
+# -- models and audit ----------------------------------------------------------------------------
+
+
+def _version_ref(text: str) -> tuple[str, int]:
+    from amploop.registry.evaluations import parse_model_ref
+
+    ref = parse_model_ref(text)
+    if ref.version is None:
+        raise ConfigError(f"'{text}': name a version, as NAME:VERSION")
+    return ref.name, ref.version
+
+
+@models_app.command("list")
+@command
+def models_list(as_json: JsonFlag = False) -> None:
+    """Every registered model with its newest version and its aliases."""
+    from amploop.registry.aliases import list_aliases
+
+    with Store.open() as store:
+        versions = store.list_model_versions()
+        names = sorted({v.name for v in versions})
+        rows = []
+        for name in names:
+            mine = [v for v in versions if v.name == name and v.status == "ready"]
+            rows.append(
+                {
+                    "name": name,
+                    "versions": len(mine),
+                    "latest": max((v.version for v in mine), default=None),
+                    "aliases": list_aliases(store, name),
+                }
+            )
+    if as_json:
+        _print_json({"models": rows})
+        return
+    table = Table(title="Registered models")
+    for column in ("name", "versions", "latest", "aliases"):
+        table.add_column(column)
+    for row in rows:
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(row["aliases"].items()))
+        table.add_row(row["name"], str(row["versions"]), str(row["latest"]), aliases)
+    out.print(table)
+
+
+@models_app.command("show")
+@command
+def models_show(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")], as_json: JsonFlag = False
+) -> None:
+    """A model's versions, or one version with its metrics, files and evaluations."""
+    from amploop.registry.aliases import list_aliases
+    from amploop.registry.evaluations import parse_model_ref, resolve_version
+
+    ref = parse_model_ref(model)
+    with Store.open() as store:
+        if ref.version is None and ref.alias is None:
+            store.get_model_version(ref.name)  # ModelNotFound with close matches
+            versions = [v.to_dict() for v in store.list_model_versions(ref.name)]
+            result: dict[str, Any] = {"name": ref.name, "aliases": list_aliases(store, ref.name), "versions": versions}
+        else:
+            record = resolve_version(store, ref)
+            evaluations = [
+                {"id": e.id, "passed": e.passed, "created_at": e.created_at.isoformat(), "html_uri": e.html_uri}
+                for e in store.list_evaluations(record.name, record.version)
+            ]
+            result = {
+                **record.to_dict(),
+                "aliases": [a for a, v in list_aliases(store, record.name).items() if v == record.version],
+                "evaluations": evaluations,
+            }
+    _print_json(result) if as_json else out.print_json(data=result)
+
+
+@models_app.command("promote")
+@command
+def models_promote(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history and the audit log.")],
+    alias: Annotated[str, typer.Option(help="champion, challenger, or your own.")] = "champion",
+    force: Annotated[bool, typer.Option("--force", help="Promote although the release gate failed.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Point an alias at a version (a version that failed its gate needs --force)."""
+    from amploop.registry.aliases import promote
+
+    name, version = _version_ref(model)
+    with Store.open() as store:
+        move = promote(store, name, version, alias=alias, reason=reason, force=force)
+    _print_json(move.to_dict()) if as_json else out.print(
+        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
+    )
+
+
+@models_app.command("rollback")
+@command
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history and the audit log.")],
+    to: Annotated[int | None, typer.Option(help="Version to go back to (default: the previous one).")] = None,
+    alias: Annotated[str, typer.Option()] = "champion",
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an alias back to the version it held before (or to --to)."""
+    from amploop.registry.aliases import rollback
+
+    with Store.open() as store:
+        move = rollback(store, name, alias=alias, to=to, reason=reason)
+    _print_json(move.to_dict()) if as_json else out.print(
+        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
+    )
+
+
+@models_app.command("history")
+@command
+def models_history(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+    at: Annotated[str | None, typer.Option(help="ISO time: which version held --alias then.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every alias move, with time, actor and reason; or, with --at, the version held at that moment."""
+    from datetime import datetime
+
+    from amploop.registry.aliases import alias_at, alias_history
+
+    with Store.open() as store:
+        store.get_model_version(name)
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at)
+            except ValueError:
+                raise ConfigError(f"--at {at!r} is not an ISO time such as 2026-11-26T14:00:00+00:00") from None
+            if moment.tzinfo is None:
+                raise ConfigError("--at needs a time zone, e.g. 2026-11-26T14:00:00+00:00")
+            version = alias_at(store, name, alias or "champion", moment)
+            result: Any = {"name": name, "alias": alias or "champion", "at": moment.isoformat(), "version": version}
+            _print_json(result) if as_json else out.print(f"{name}@{alias or 'champion'} at {at}: {version}")
+            return
+        moves = [m.to_dict() for m in alias_history(store, name, alias)]
+    if as_json:
+        _print_json({"name": name, "moves": moves})
+        return
+    for m in moves:
+        out.print(
+            f"{m['at']}  {m['alias']}: {m['from_version']} -> {m['to_version']}  {m['actor']}: {m['reason']}",
+            highlight=False,
+        )
+
+
+@models_app.command("delete")
+@command
+def models_delete(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Soft-delete a version (refused while an alias points at it)."""
+    from amploop.registry.aliases import delete_version
+
+    name, version = _version_ref(model)
+    with Store.open() as store:
+        delete_version(store, name, version, reason=reason)
+    result = {"name": name, "version": version, "status": "deleted"}
+    _print_json(result) if as_json else out.print(f"{name}:{version} deleted", highlight=False)
+
+
+@app.command("audit")
+@command
+def audit_command(
+    since: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-26T00:00:00+00:00.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many entries.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The append-only audit log: who did what, when and why."""
+    from datetime import datetime
+
+    moment = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since {since!r} is not an ISO time") from None
+        if moment.tzinfo is None:
+            raise ConfigError("--since needs a time zone, e.g. 2026-11-26T00:00:00+00:00")
+    with Store.open() as store:
+        entries = [e.to_dict() for e in store.audit_log(since=moment, limit=limit)]
+    if as_json:
+        _print_json({"entries": entries})
+        return
+    for e in entries:
+        why = f" — {e['reason']}" if e["reason"] else ""
+        out.print(f"{e['at']}  {e['actor']}  {e['action']}  {e['target']}{why}", highlight=False)
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -775,7 +971,26 @@ def demo(as_json: JsonFlag = False) -> None:
     )
     if not as_json:
         _render_evaluation(evaluated)
+    version = evaluated.version
     with Store.open() as store:
+        from amploop.registry.aliases import promote
+
+        if evaluated.report.passed:
+            move = promote(store, version.name, version.version, reason="demo: passed its release gate")
+            stages.append(
+                {
+                    "stage": "promote",
+                    "alias": "champion",
+                    "from_version": move.from_version,
+                    "to_version": move.to_version,
+                }
+            )
+            if not as_json:
+                out.print(
+                    f"promoted {version.name}:{version.version} to champion (was {move.from_version})", highlight=False
+                )
+        else:
+            stages.append({"stage": "promote", "alias": "champion", "skipped": "the release gate failed"})
         info_store = store.info()
     result = {
         "project": cfg.project.name,

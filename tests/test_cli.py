@@ -107,7 +107,8 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     result = run(["demo", "--json"], tmp_path, extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [s["stage"] for s in out["stages"]] == ["data", "quality", "train", "evaluate"]
+    assert [s["stage"] for s in out["stages"]] == ["data", "quality", "train", "evaluate", "promote"]
+    assert out["stages"][4] == {"stage": "promote", "alias": "champion", "from_version": None, "to_version": 1}
     quality = out["stages"][1]
     assert quality["counts"]["block"] == 0 and quality["suspicious_rows"] > 0
     evaluated = out["stages"][3]
@@ -126,6 +127,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
     assert again["store"]["counts"]["datasets"] == 6  # recording is idempotent
     assert again["stages"][2]["model"]["version"] == 2
+    assert again["stages"][4]["from_version"] == 1 and again["stages"][4]["to_version"] == 2
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -96,6 +96,7 @@ def evaluate_model(
     robustness: bool = True,
     gate: Sequence[Any] | None = None,
     champion: tuple[dict[str, Any], ModelBundle] | None = None,
+    no_champion_reason: str = "no champion to compare with: this would be the first",
     seed: int = 0,
 ) -> EvaluationReport:
     """Evaluate ``bundle`` on ``dataset`` (which must hold the target column)."""
@@ -166,7 +167,7 @@ def evaluate_model(
     ]
 
     champion_out = None
-    skipped = {"champion_delta": "no champion to compare with: this would be the first"}
+    skipped = {"champion_delta": no_champion_reason}
     if champion is not None:
         champion_ref, champion_bundle = champion
         theirs = Predictor(champion_bundle).predict_outputs(dataset.table, dataset.arrays)

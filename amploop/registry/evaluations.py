@@ -113,7 +113,10 @@ def evaluate_version(
     _, bundle = load_model_bundle(store, record.name, record.version)
     dataset = open_dataset(data, target=bundle.target) if data else holdout_dataset(store, record)
     champion = None
+    no_champion = "no champion to compare with: this would be the first"
     champion_version = store.alias_version(record.name, "champion")
+    if champion_version == record.version:
+        no_champion = "this version is the champion"
     if champion_version is not None and champion_version != record.version:
         _, champion_bundle = load_model_bundle(store, record.name, champion_version)
         champion = ({"name": record.name, "version": champion_version}, champion_bundle)
@@ -129,6 +132,7 @@ def evaluate_version(
         parity_precisions=parity_precisions,
         robustness=robustness,
         champion=champion,
+        no_champion_reason=no_champion,
     )
     stored = store.record_evaluation(
         record.name, record.version, report.to_dict(), html=render_html(report.to_dict()).encode(), actor=actor

@@ -1,0 +1,149 @@
+"""Aliases on both backends: history, point-in-time, rollback, gates, and concurrency with real processes."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from amploop.errors import ConfigError, GateFailed, ModelNotFound
+from amploop.registry import Store
+from amploop.registry.aliases import alias_at, alias_history, delete_version, list_aliases, promote, rollback
+
+WORKER = Path(__file__).with_name("registry_worker.py")
+
+
+def _env(ws) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env["AMPLOOP_HOME"] = str(ws.home)
+    if not ws.db_url.startswith("sqlite"):
+        env["AMPLOOP_DB_URL"] = ws.db_url
+    return env
+
+
+def _register(store: Store, name: str, n: int) -> None:
+    for i in range(n):
+        store.register_model_version(name, {"weights.bin": f"{name}-{i}".encode()})
+
+
+def test_promote_history_point_in_time_and_rollback(workspace):
+    with Store.open(workspace) as store:
+        _register(store, "churn", 3)
+        first = promote(store, "churn", 1, reason="first model", actor="alice")
+        time.sleep(0.05)
+        second = promote(store, "churn", 2, reason="better recall", actor="bob")
+        time.sleep(0.05)
+        promote(store, "churn", 3, alias="challenger", reason="shadow test", actor="bob")
+        assert list_aliases(store, "churn") == {"champion": 2, "challenger": 3}
+        history = alias_history(store, "churn", "champion")
+        assert [(m.from_version, m.to_version, m.actor, m.reason) for m in history] == [
+            (None, 1, "alice", "first model"),
+            (1, 2, "bob", "better recall"),
+        ]
+        assert alias_at(store, "churn", "champion", first.at - timedelta(seconds=1)) is None
+        assert alias_at(store, "churn", "champion", first.at + (second.at - first.at) / 2) == 1
+        assert alias_at(store, "churn", "champion", second.at) == 2
+        back = rollback(store, "churn", reason="latency regression", actor="carol")
+        assert (back.from_version, back.to_version) == (2, 1)
+        assert store.alias_version("churn", "champion") == 1
+        assert [e.action for e in store.audit_log()][-4:] == ["model.alias"] * 4
+
+
+def test_bad_moves_are_refused(workspace):
+    with Store.open(workspace) as store:
+        _register(store, "churn", 2)
+        with pytest.raises(ModelNotFound, match="did you mean churn"):
+            promote(store, "chrun", 1, reason="typo")
+        with pytest.raises(ModelNotFound, match="churn:9 does not exist"):
+            promote(store, "churn", 9, reason="no such version")
+        with pytest.raises(ConfigError, match="needs --reason"):
+            promote(store, "churn", 1, reason=" ")
+        promote(store, "churn", 1, reason="first")
+        with pytest.raises(ConfigError, match="holds the alias"):
+            delete_version(store, "churn", 1, reason="cleanup")
+        delete_version(store, "churn", 2, reason="never used")
+        with pytest.raises(ModelNotFound, match="was deleted"):
+            promote(store, "churn", 2, reason="resurrect")
+        with pytest.raises(ModelNotFound, match="no earlier version"):
+            rollback(store, "churn", reason="nothing before")
+
+
+def test_a_version_that_failed_its_gate_needs_force(workspace):
+    with Store.open(workspace) as store:
+        _register(store, "churn", 1)
+        failed = {
+            "verdict": {"passed": False, "rules": [{"metric": "accuracy", "outcome": "fail"}]},
+            "dataset": {"fingerprint": "f" * 64},
+        }
+        store.record_evaluation("churn", 1, failed)
+        with pytest.raises(GateFailed, match="failed its release gate \\(accuracy\\).*--force"):
+            promote(store, "churn", 1, reason="ship it")
+        move = promote(store, "churn", 1, reason="hotfix approved by the owner", force=True)
+        assert move.reason.endswith("[forced past a failed gate]")
+
+
+def _start_all(ws, argv_list):
+    start_at = f"{time.time() + 4.0:.3f}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), argv[0], start_at, *argv[1:]],
+            env=_env(ws),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argv_list
+    ]
+    outcomes = [p.communicate(timeout=600) for p in procs]
+    return [(p.returncode, err) for p, (_, err) in zip(procs, outcomes, strict=True)]
+
+
+def test_ten_concurrent_promotions_leave_one_consistent_chain(workspace):
+    with Store.open(workspace) as store:
+        _register(store, "churn", 10)
+    results = _start_all(workspace, [["promote", "churn", str(v)] for v in range(1, 11)])
+    assert [code for code, _ in results] == [0] * 10, [err[-1500:] for _, err in results]
+    with Store.open(workspace) as store:
+        history = alias_history(store, "churn", "champion")
+        assert len(history) == 10 and sorted(m.to_version for m in history) == list(range(1, 11))
+        assert history[0].from_version is None
+        for before, after in zip(history, history[1:], strict=False):
+            assert after.from_version == before.to_version  # no lost update
+        assert store.alias_version("churn", "champion") == history[-1].to_version
+
+
+def test_sixteen_processes_registering_fifty_versions_each(workspace):
+    results = _start_all(workspace, [["register", "50", "shared"]] * 16)
+    assert [code for code, _ in results] == [0] * 16, [err[-1500:] for _, err in results]
+    with Store.open(workspace) as store:
+        versions = sorted(v.version for v in store.list_model_versions("shared"))
+    assert versions == list(range(1, 801))
+
+
+def test_a_process_killed_while_promoting_leaves_exactly_one_loadable_champion(sqlite_workspace):
+    with Store.open(sqlite_workspace) as store:
+        _register(store, "churn", 3)
+    rng = random.Random(7)
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "promote-forever", "churn"],
+            env=_env(sqlite_workspace),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with Store.open(sqlite_workspace) as store:
+            aliases = list_aliases(store, "churn")
+            assert list(aliases) == ["champion"]
+            record = store.get_model_version("churn", aliases["champion"])
+            assert store.load_model_files(record)["weights.bin"] == f"churn-{record.version - 1}".encode()
+            history = alias_history(store, "churn", "champion")
+            assert history[-1].to_version == aliases["champion"]  # the history matches the alias
