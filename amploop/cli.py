@@ -865,6 +865,73 @@ def models_delete(
     _print_json(result) if as_json else out.print(f"{name}:{version} deleted", highlight=False)
 
 
+@models_app.command("lineage")
+@command
+def models_lineage(model: Annotated[str, typer.Argument(help="NAME:VERSION")], as_json: JsonFlag = False) -> None:
+    """Everything that made a version: run, config, code, data fingerprints, evaluations, alias moves."""
+    from amploop.registry.lineage import lineage
+
+    name, version = _version_ref(model)
+    with Store.open() as store:
+        facts = lineage(store, name, version)
+    _print_json(facts) if as_json else out.print_json(data=facts)
+
+
+def write_model_card(store: Store, cfg: AmploopConfig, name: str, version: int, fmt: str) -> tuple[str, str]:
+    """Render the card from stored facts and keep it in the artifacts; return (text, uri)."""
+    from amploop.registry.cards import render_model_card
+    from amploop.registry.lineage import lineage
+
+    facts = lineage(store, name, version)
+    evaluations = store.list_evaluations(name, version)
+    facts["latest_report"] = evaluations[-1].report if evaluations else None
+    text = render_model_card(facts, text=cfg.project.card, project=cfg.project.model_dump(), fmt=fmt)
+    suffix = "md" if fmt == "markdown" else "html"
+    ref = store.artifacts.put_bytes(f"models/{name}/cards/{name}-{version}.{suffix}", text.encode())
+    return text, ref.uri
+
+
+@models_app.command("card")
+@command
+def models_card(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    fmt: Annotated[str, typer.Option("--format", help="markdown or html.")] = "markdown",
+    as_json: JsonFlag = False,
+) -> None:
+    """The version's model card, from stored results and project.card in amploop.yaml; kept in the artifacts."""
+    if fmt not in ("markdown", "html"):
+        raise ConfigError(f"--format {fmt!r}: use markdown or html")
+    name, version = _version_ref(model)
+    with Store.open() as store:
+        text, uri = write_model_card(store, _state.config(), name, version, fmt)
+    if as_json:
+        _print_json({"name": name, "version": version, "format": fmt, "uri": uri})
+    elif fmt == "markdown":
+        sys.stdout.write(text)
+    else:
+        out.print(f"model card: {uri}", highlight=False)
+
+
+@models_app.command("export")
+@command
+def models_export(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx (checked against torch) or mlflow.")] = "onnx",
+    tolerance: Annotated[float, typer.Option(help="Largest allowed probability difference from torch.")] = 1e-4,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a version (ONNX: verified against torch on seeded inputs before it is kept)."""
+    from amploop.registry.export import export_version
+
+    name, version = _version_ref(model)
+    with Store.open() as store:
+        result = export_version(store, name, version, fmt=fmt, tolerance=tolerance)
+    _print_json(result.to_dict()) if as_json else out.print(
+        f"{result.uri} (max difference from torch {result.max_abs_difference:.1e} <= {result.tolerance:g})",
+        highlight=False,
+    )
+
+
 @app.command("audit")
 @command
 def audit_command(
@@ -991,6 +1058,10 @@ def demo(as_json: JsonFlag = False) -> None:
                 )
         else:
             stages.append({"stage": "promote", "alias": "champion", "skipped": "the release gate failed"})
+        _, card_uri = write_model_card(store, cfg, version.name, version.version, "html")
+        stages[-1]["card"] = card_uri
+        if not as_json:
+            out.print(f"model card: {card_uri}", highlight=False)
         info_store = store.info()
     result = {
         "project": cfg.project.name,

@@ -60,6 +60,7 @@ class ProjectConfig(_Section):
     name: str = "amploop-project"  # shown in reports, cards and the dashboard
     description: str = ""  # one paragraph on what the model is for
     owner: str = ""  # the person or team answerable for the model
+    card: dict[str, str] = Field(default_factory=dict)  # model card text: intended_use, ethical_considerations, ...
 
 
 class DataConfig(_Section):

@@ -108,7 +108,9 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [s["stage"] for s in out["stages"]] == ["data", "quality", "train", "evaluate", "promote"]
-    assert out["stages"][4] == {"stage": "promote", "alias": "champion", "from_version": None, "to_version": 1}
+    promoted = out["stages"][4]
+    assert (promoted["alias"], promoted["from_version"], promoted["to_version"]) == ("champion", None, 1)
+    assert Path(promoted["card"]).exists() and promoted["card"].endswith(".html")
     quality = out["stages"][1]
     assert quality["counts"]["block"] == 0 and quality["suspicious_rows"] > 0
     evaluated = out["stages"][3]

@@ -15,7 +15,7 @@ import jinja2
 
 from amploop.registry.store import DatasetRecord
 
-__all__ = ["DATASHEET_SECTIONS", "render_datasheet"]
+__all__ = ["CARD_TEXT_FIELDS", "DATASHEET_SECTIONS", "render_datasheet", "render_model_card"]
 
 DATASHEET_SECTIONS = ("motivation", "composition", "collection", "preprocessing", "uses", "distribution", "maintenance")
 
@@ -46,3 +46,30 @@ def render_datasheet(
     if fmt == "html":
         return _template("datasheet.html.j2", html=True).render(**context)
     raise ValueError(f"unknown datasheet format {fmt!r}; use markdown or html")
+
+
+CARD_TEXT_FIELDS = ("intended_use", "out_of_scope", "factors", "ethical_considerations", "caveats", "recommendations")
+
+
+def render_model_card(
+    facts: dict[str, Any], *, text: dict[str, str], project: dict[str, Any], fmt: str = "markdown"
+) -> str:
+    """A model card (Mitchell et al., "Model Cards for Model Reporting", FAT* 2019).
+
+    ``facts`` is a version's lineage (see :func:`amploop.registry.lineage.lineage`); the latest
+    evaluation supplies metrics and the per-slice analysis; ``text`` holds the user's
+    ``project.card`` fields from amploop.yaml.
+    """
+    latest = facts["evaluations"][-1] if facts.get("evaluations") else None
+    context = {
+        "facts": facts,
+        "evaluation": latest,
+        "report": facts.get("latest_report"),
+        "text": {k: (text.get(k) or "").strip() for k in CARD_TEXT_FIELDS},
+        "project": project,
+    }
+    if fmt == "markdown":
+        return _template("model_card.md.j2", html=False).render(**context)
+    if fmt == "html":
+        return _template("model_card.html.j2", html=True).render(**context)
+    raise ValueError(f"unknown card format {fmt!r}; use markdown or html")

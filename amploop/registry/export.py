@@ -1,0 +1,133 @@
+"""Export a registered version to other runtimes, checked against torch before it is kept.
+
+ONNX (the ``onnx`` extra: onnx and onnxruntime): the model with its temperature is exported
+with a dynamic batch axis; inputs are the encoded tensors (``numeric``, ``categorical`` or
+``image``), outputs the logits and the served probabilities. The file is kept only when
+onnxruntime's probabilities match torch's within ``tolerance`` on seeded inputs.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from amploop.errors import AmploopError, ConfigError
+from amploop.models.runtime import ModelBundle
+from amploop.registry.store import Store, load_model_bundle
+
+__all__ = ["ExportResult", "export_version"]
+
+FORMATS = ("onnx", "mlflow")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    name: str
+    version: int
+    format: str
+    uri: str
+    sha256: str
+    max_abs_difference: float
+    tolerance: float
+    rows_checked: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Exported(nn.Module):
+    """Positional tensors in, (logits, probabilities) out: what an ONNX graph can take."""
+
+    def __init__(self, model: nn.Module, names: list[str], temperature: float, classification: bool) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+        self.temperature, self.classification = temperature, classification
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(dict(zip(self.names, tensors, strict=True)))
+        served = torch.softmax(logits / self.temperature, dim=-1) if self.classification else logits
+        return logits, served
+
+
+def _sample_inputs(bundle: ModelBundle, rows: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    spec = bundle.spec
+    if spec.image_shape:
+        return {"image": torch.rand((rows, *spec.image_shape), generator=generator)}
+    inputs = {"numeric": torch.randn(rows, spec.n_numeric, generator=generator)}
+    columns = [torch.randint(0, c, (rows, 1), generator=generator) for c in spec.cardinalities]
+    inputs["categorical"] = torch.cat(columns, dim=1) if columns else torch.zeros(rows, 0, dtype=torch.long)
+    return inputs
+
+
+def _onnx_bytes(bundle: ModelBundle, rows: int, tolerance: float) -> tuple[bytes, float]:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise AmploopError("ONNX export needs the onnx extra: pip install 'amploop[onnx]'") from None
+    if bundle.architecture == "gpt" or bundle.spec.vocab_size:
+        raise ConfigError("ONNX export covers table and image models; gpt models are not exported")
+    model = bundle.build().eval()
+    sample = _sample_inputs(bundle, rows)
+    names = list(sample)
+    wrapper = _Exported(model, names, bundle.temperature, bundle.task == "classification").eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
+        torch.onnx.export(
+            wrapper,
+            tuple(sample[n] for n in names),
+            buffer,
+            input_names=names,
+            output_names=["logits", "probabilities"],
+            dynamic_axes={n: {0: "batch"} for n in [*names, "logits", "probabilities"]},
+            opset_version=17,
+            dynamo=False,
+        )
+    data = buffer.getvalue()
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = wrapper(*(sample[n] for n in names))[1].numpy()
+    got = session.run(["probabilities"], {n: sample[n].numpy() for n in names})[0]
+    difference = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    if not difference <= tolerance:
+        raise AmploopError(f"the ONNX graph differs from torch by {difference:.2e} (> {tolerance:g}); not exported")
+    return data, difference
+
+
+def export_version(
+    store: Store,
+    name: str,
+    version: int,
+    *,
+    fmt: str = "onnx",
+    tolerance: float = 1e-4,
+    rows: int = 256,
+    actor: str | None = None,
+) -> ExportResult:
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format '{fmt}'; valid: {', '.join(FORMATS)}")
+    if fmt == "mlflow":
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise AmploopError("MLflow export needs the mlflow package: pip install mlflow") from None
+        raise AmploopError(
+            "MLflow export is not available yet; export to ONNX and log that file with mlflow.onnx.log_model"
+        )
+    record, bundle = load_model_bundle(store, name, version)
+    data, difference = _onnx_bytes(bundle, rows, tolerance)
+    ref = store.artifacts.put_bytes(f"models/{name}/exports/{name}-{version}.onnx", data)
+    store.append_audit(
+        "model.export",
+        f"{name}:{version}",
+        actor=actor,
+        details={"format": fmt, "uri": ref.uri, "sha256": ref.sha256, "max_abs_difference": difference},
+    )
+    return ExportResult(name, record.version, fmt, ref.uri, ref.sha256, difference, tolerance, rows)

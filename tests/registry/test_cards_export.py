@@ -1,0 +1,128 @@
+"""Model cards, lineage, ONNX export and artifact integrity for registered versions."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from amploop.errors import ArtifactError, ConfigError
+from amploop.models.runtime import ModelBundle
+from amploop.registry import Store
+from amploop.registry.aliases import promote
+from amploop.registry.evaluations import evaluate_version
+from amploop.registry.export import _sample_inputs, export_version
+from amploop.registry.lineage import lineage
+from amploop.workspace import Workspace
+from tests.conftest import open_page
+
+AMPLOOP = str(Path(sys.executable).with_name("amploop"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """adult (mlp) and mnist5k (cnn), trained briefly and registered through the real CLI."""
+    home = tmp_path_factory.mktemp("registry") / ".amploop"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env["AMPLOOP_HOME"] = str(home)
+    for args in (
+        ["--dataset", "adult", "--model", "mlp", "--epochs", "1"],
+        ["--dataset", "mnist5k", "--model", "cnn", "--epochs", "1", "--batch-size", "128"],
+    ):
+        done = subprocess.run(
+            [AMPLOOP, "train", *args, "--json"], capture_output=True, text=True, env=env, cwd=home.parent, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+def _store(home: Path) -> Store:
+    return Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)}))
+
+
+@pytest.mark.parametrize("name", ["adult", "mnist5k"])
+def test_onnx_export_matches_torch(home, name):
+    with _store(home) as store:
+        result = export_version(store, name, 1)
+        record = store.get_model_version(name, 1)
+        bundle = ModelBundle.from_files(store.load_model_files(record))
+    assert result.max_abs_difference <= 1e-4
+    session = onnxruntime.InferenceSession(Path(result.uri).read_bytes(), providers=["CPUExecutionProvider"])
+    inputs = _sample_inputs(bundle, 37, seed=3)  # another batch size than the export used
+    got = session.run(["probabilities"], {k: v.numpy() for k, v in inputs.items()})[0]
+    with torch.no_grad():
+        logits = bundle.build()(inputs)
+    expected = torch.softmax(logits / bundle.temperature, -1).numpy()
+    assert got.shape == expected.shape and np.max(np.abs(got - expected)) <= 1e-4
+
+
+def test_unknown_export_format(home):
+    with _store(home) as store, pytest.raises(ConfigError, match="valid: onnx, mlflow"):
+        export_version(store, "adult", 1, fmt="tflite")
+
+
+def test_lineage_reaches_run_config_code_data_and_evaluations(home):
+    with _store(home) as store:
+        evaluate_version(store, "adult:1", robustness=False, parity_precisions=())
+        facts = lineage(store, "adult", 1)
+    assert facts["run"]["config"]["model"]["architecture"] == "mlp"
+    assert facts["run"]["precision"] in ("bf16", "fp32") and facts["run"]["precision_reason"]
+    assert set(facts["data"]) == {"source", "train", "validation", "test"}
+    train = facts["data"]["train"]
+    assert train["rows"] == 29305 and train["parents"][0]["fingerprint"] == facts["data"]["source"]["fingerprint"]
+    assert facts["evaluations"] and facts["evaluations"][-1]["rules"]
+
+
+def test_model_card_html_opens_in_chromium(home, browser, tmp_path):
+    with _store(home) as store:
+        promote(store, "adult", 1, reason="card test")
+    config = tmp_path / "amploop.yaml"
+    config.write_text("project:\n  name: income-demo\n  card:\n    intended_use: Teaching & testing <only>.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env["AMPLOOP_HOME"] = str(home)
+    done = subprocess.run(
+        [AMPLOOP, "--config", str(config), "models", "card", "adult:1", "--format", "html", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    uri = json.loads(done.stdout)["uri"]
+    page, problems = open_page(browser, Path(uri).as_uri(), tmp_path / "card.png")
+    assert problems == []
+    text = page.inner_text("body")
+    for section in (
+        "Model details",
+        "Intended use",
+        "Factors",
+        "Metrics",
+        "Evaluation data",
+        "Training data",
+        "Quantitative analyses",
+        "Ethical considerations",
+        "Caveats and recommendations",
+    ):
+        assert section in text
+    assert "Teaching & testing <only>." in text  # the user's text, escaped, not markup
+    assert page.locator("#slices tr").count() > 5
+    page.close()
+
+
+def test_a_tampered_weights_file_is_refused_on_load(home):
+    with _store(home) as store:
+        record = store.get_model_version("mnist5k", 1)
+        weights = Path(record.artifact_uri) / "model.safetensors"
+        original = weights.read_bytes()
+        try:
+            weights.write_bytes(original[:-8] + b"\x00" * 8)
+            with pytest.raises(ArtifactError, match="does not match the SHA-256 stored at registration"):
+                store.load_model_files(record)
+        finally:
+            weights.write_bytes(original)
+        assert store.load_model_files(record)["model.safetensors"] == original
