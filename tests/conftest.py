@@ -112,3 +112,39 @@ def open_page(browser, url: str, screenshot: Path) -> tuple[object, list[str]]:
     page.wait_for_load_state("load")
     page.screenshot(path=str(screenshot), full_page=True)
     return page, problems
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-compatible HTTP endpoint on 127.0.0.1 (moto's server), with one bucket.
+
+    Yields the environment variables that point boto at it; no request leaves this machine.
+    """
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "amploop-test",
+        "AWS_SECRET_ACCESS_KEY": "amploop-test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="amploop-test",
+        aws_secret_access_key="amploop-test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="amploop-test")
+    try:
+        yield env
+    finally:
+        server.stop()

@@ -4,10 +4,16 @@ ONNX (the ``onnx`` extra: onnx and onnxruntime): the model with its temperature 
 with a dynamic batch axis; inputs are the encoded tensors (``numeric``, ``categorical`` or
 ``image``), outputs the logits and the served probabilities. The file is kept only when
 onnxruntime's probabilities match torch's within ``tolerance`` on seeded inputs.
+
+MLflow (when ``mlflow`` or ``mlflow-skinny`` is installed): the same verified ONNX graph is logged
+as an MLflow model in a run named ``NAME-VERSION`` of the experiment ``amploop/NAME``, with the
+version's metrics, its precision and temperature as parameters, and its lineage as tags. The
+tracking URI is ``MLFLOW_TRACKING_URI`` or a SQLite file in the amploop home.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import asdict, dataclass
@@ -115,14 +121,55 @@ def export_version(
         raise ConfigError(f"unknown export format '{fmt}'; valid: {', '.join(FORMATS)}")
     if fmt == "mlflow":
         try:
-            import mlflow  # noqa: F401
+            import mlflow
+            import mlflow.onnx
+            import onnx
         except ImportError:
-            raise AmploopError("MLflow export needs the mlflow package: pip install mlflow") from None
-        raise AmploopError(
-            "MLflow export is not available yet; export to ONNX and log that file with mlflow.onnx.log_model"
-        )
+            raise AmploopError(
+                "MLflow export needs mlflow and the onnx extra: pip install mlflow-skinny 'amploop[onnx]'"
+            ) from None
     record, bundle = load_model_bundle(store, name, version)
     data, difference = _onnx_bytes(bundle, rows, tolerance)
+    if fmt == "mlflow":
+        import os
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store.workspace.home / 'mlflow.db'}"
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(f"amploop/{name}")
+        with mlflow.start_run(run_name=f"{name}-{version}") as run:
+            mlflow.log_params(
+                {
+                    "architecture": bundle.architecture,
+                    "trained_precision": bundle.trained_precision,
+                    "temperature": bundle.temperature,
+                    "task": bundle.task,
+                }
+            )
+            mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if isinstance(v, int | float)})
+            mlflow.set_tags(
+                {
+                    "amploop.model": name,
+                    "amploop.version": str(version),
+                    "amploop.artifact_uri": record.artifact_uri,
+                    "amploop.run_id": record.run_id or "",
+                }
+            )
+            logged = mlflow.onnx.log_model(onnx.load_from_string(data), name="model")
+        store.append_audit(
+            "model.export",
+            f"{name}:{version}",
+            actor=actor,
+            details={
+                "format": fmt,
+                "uri": logged.model_uri,
+                "tracking_uri": uri,
+                "mlflow_run_id": run.info.run_id,
+                "max_abs_difference": difference,
+            },
+        )
+        return ExportResult(
+            name, record.version, fmt, logged.model_uri, hashlib.sha256(data).hexdigest(), difference, tolerance, rows
+        )
     ref = store.artifacts.put_bytes(f"models/{name}/exports/{name}-{version}.onnx", data)
     store.append_audit(
         "model.export",

@@ -126,3 +126,19 @@ def test_a_tampered_weights_file_is_refused_on_load(home):
         finally:
             weights.write_bytes(original)
         assert store.load_model_files(record)["model.safetensors"] == original
+
+
+def test_mlflow_export_logs_a_model_that_predicts_like_torch(home, tmp_path, monkeypatch):
+    import mlflow.pyfunc
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with _store(home) as store:
+        result = export_version(store, "adult", 1, fmt="mlflow")
+        bundle = ModelBundle.from_files(store.load_model_files(store.get_model_version("adult", 1)))
+    assert result.uri.startswith("models:/")
+    loaded = mlflow.pyfunc.load_model(result.uri)
+    inputs = _sample_inputs(bundle, 11, seed=4)
+    got = loaded.predict({k: v.numpy() for k, v in inputs.items()})["probabilities"]
+    with torch.no_grad():
+        expected = torch.softmax(bundle.build()(inputs) / bundle.temperature, -1).numpy()
+    assert np.max(np.abs(np.asarray(got) - expected)) <= 1e-4
