@@ -2,14 +2,14 @@
 
 register START_AT COUNT NAME          register COUNT versions of NAME
 promote START_AT NAME VERSION...      promote each VERSION to champion, in order
-promote-forever NAME                  promote versions 1..3 round and round until killed
+promote-forever NAME                  promote versions 1..3 and roll back, round and round, until killed
 """
 
 import sys
 import time
 
 from amploop.registry import Store
-from amploop.registry.aliases import promote
+from amploop.registry.aliases import promote, rollback
 
 
 def main() -> None:
@@ -21,6 +21,8 @@ def main() -> None:
             i = 0
             while True:
                 promote(store, name, i % 3 + 1, reason=f"round {i}")
+                if i % 2:
+                    rollback(store, name, reason=f"round {i}")
                 i += 1
         start_at = float(sys.argv[2])
         time.sleep(max(0.0, start_at - time.time()))

@@ -125,14 +125,14 @@ def test_sixteen_processes_registering_fifty_versions_each(workspace):
     assert versions == list(range(1, 801))
 
 
-def test_a_process_killed_while_promoting_leaves_exactly_one_loadable_champion(sqlite_workspace):
-    with Store.open(sqlite_workspace) as store:
+def test_a_process_killed_while_promoting_or_rolling_back_leaves_one_loadable_champion(workspace):
+    with Store.open(workspace) as store:
         _register(store, "churn", 3)
     rng = random.Random(7)
     for _ in range(8):
         proc = subprocess.Popen(
             [sys.executable, str(WORKER), "promote-forever", "churn"],
-            env=_env(sqlite_workspace),
+            env=_env(workspace),
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -140,7 +140,7 @@ def test_a_process_killed_while_promoting_leaves_exactly_one_loadable_champion(s
         time.sleep(rng.uniform(0.05, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        with Store.open(sqlite_workspace) as store:
+        with Store.open(workspace) as store:
             aliases = list_aliases(store, "churn")
             assert list(aliases) == ["champion"]
             record = store.get_model_version("churn", aliases["champion"])
