@@ -134,6 +134,24 @@ def plain(w, device, data, mode: str, warmup: int, steps: int) -> dict[str, Any]
     }
 
 
+def _wrapped_run(w, device, data, warmup, steps, model, optimizer, backward) -> dict[str, Any]:
+    """Time a framework's own training step (its wrapped model, optimizer and backward)."""
+    loss_fn, b = loss_of(w), w["batch"]
+
+    def step(i: int) -> None:
+        j = (i % (len(data) // b)) * b
+        loss = loss_fn(model({k: v[j : j + b] for k, v in data.inputs.items()}), data.targets[j : j + b])
+        backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = time_steps(step, device, warmup, steps)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return {"step_s": seconds, "peak": peak, "precision": "bf16"}
+
+
 def fabric_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
     try:
         from lightning.fabric import Fabric
@@ -142,25 +160,8 @@ def fabric_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
     fabric = Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1, precision="bf16-mixed")
     torch.manual_seed(0)
     model = make_model(w)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model, optimizer = fabric.setup(model, optimizer)
-    loss_fn, b = loss_of(w), w["batch"]
-
-    def step(i: int) -> None:
-        j = (i % (len(data) // b)) * b
-        loss = loss_fn(model({k: v[j : j + b] for k, v in data.inputs.items()}), data.targets[j : j + b])
-        fabric.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = time_steps(step, device, warmup, steps)
-    return {
-        "step_s": seconds,
-        "peak": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "precision": "bf16",
-    }
+    model, optimizer = fabric.setup(model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+    return _wrapped_run(w, device, data, warmup, steps, model, optimizer, fabric.backward)
 
 
 def accelerate_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
@@ -171,25 +172,8 @@ def accelerate_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
     accelerator = Accelerator(mixed_precision="bf16", cpu=device.type == "cpu")
     torch.manual_seed(0)
     model = make_model(w)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn, b = loss_of(w), w["batch"]
-
-    def step(i: int) -> None:
-        j = (i % (len(data) // b)) * b
-        loss = loss_fn(model({k: v[j : j + b] for k, v in data.inputs.items()}), data.targets[j : j + b])
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = time_steps(step, device, warmup, steps)
-    return {
-        "step_s": seconds,
-        "peak": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "precision": "bf16",
-    }
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+    return _wrapped_run(w, device, data, warmup, steps, model, optimizer, accelerator.backward)
 
 
 def amploop_run(w, device, data, warmup, steps, flops) -> dict[str, Any]:

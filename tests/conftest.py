@@ -148,3 +148,39 @@ def s3_endpoint():
         yield env
     finally:
         server.stop()
+
+
+def worker_env(ws: Workspace) -> dict[str, str]:
+    """The environment a separate process needs to open the same store as ``ws``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
+    env["AMPLOOP_HOME"] = str(ws.home)
+    if not ws.db_url.startswith("sqlite"):
+        env["AMPLOOP_DB_URL"] = ws.db_url
+    return env
+
+
+def run_together(script: Path, ws: Workspace, argv_list: list[list[str]], *, delay_s: float = 4.0) -> list:
+    """Start one process per argv; each waits for the same moment (argv[1]) so that they really collide.
+
+    Returns a CompletedProcess per worker.
+    """
+    import subprocess
+    import sys
+    import time
+
+    start_at = f"{time.time() + delay_s:.3f}"  # all import first, then start at once
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), argv[0], start_at, *argv[1:]],
+            env=worker_env(ws),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argv_list
+    ]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return results

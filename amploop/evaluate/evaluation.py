@@ -116,39 +116,30 @@ def evaluate_model(
     classification = bundle.task == "classification"
     calibration = None
     if classification:
-        summary = calibration_summary(labels, logits, bundle.temperature)
-        calibration = summary.to_dict()
+        calibration = calibration_summary(labels, logits, bundle.temperature).to_dict()
         served = predictor.predict_outputs(dataset.table, dataset.arrays)
         metrics = classification_metrics(labels, served, bundle.classes)
         primary = metrics["accuracy"]
         correct = served.argmax(1) == labels
-        slice_report = evaluate_slices(
-            dataset.table,
-            slice_columns=list(slice_columns),
-            correct=correct,
-            categorical_columns=categorical,
-            min_slice_size=min_slice_size,
-            bootstrap_samples=bootstrap_samples,
-            confidence_level=confidence_level,
-            seed=seed,
-        )
+        per_row = {"correct": correct}
         errors = ~correct
     else:
         served = logits
         metrics = regression_metrics(labels, served)
         primary = metrics["rmse"]
         abs_errors = np.abs(served - labels)
-        slice_report = evaluate_slices(
-            dataset.table,
-            slice_columns=list(slice_columns),
-            abs_errors=abs_errors,
-            categorical_columns=categorical,
-            min_slice_size=min_slice_size,
-            bootstrap_samples=bootstrap_samples,
-            confidence_level=confidence_level,
-            seed=seed,
-        )
+        per_row = {"abs_errors": abs_errors}
         errors = abs_errors > np.median(abs_errors)
+    slice_report = evaluate_slices(
+        dataset.table,
+        slice_columns=list(slice_columns),
+        categorical_columns=categorical,
+        min_slice_size=min_slice_size,
+        bootstrap_samples=bootstrap_samples,
+        confidence_level=confidence_level,
+        seed=seed,
+        **per_row,
+    )
     feature_columns = [c for c in dataset.table.columns if c != bundle.target]
     discovered = discover_slices(
         dataset.table, errors, columns=feature_columns, categorical_columns=categorical, min_slice_size=min_slice_size

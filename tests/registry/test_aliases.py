@@ -1,6 +1,5 @@
 """Aliases on both backends: history, point-in-time, rollback, gates, and concurrency with real processes."""
 
-import os
 import random
 import signal
 import subprocess
@@ -14,16 +13,9 @@ import pytest
 from amploop.errors import ConfigError, GateFailed, ModelNotFound
 from amploop.registry import Store
 from amploop.registry.aliases import alias_at, alias_history, delete_version, list_aliases, promote, rollback
+from tests.conftest import run_together, worker_env
 
 WORKER = Path(__file__).with_name("registry_worker.py")
-
-
-def _env(ws) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
-    env["AMPLOOP_HOME"] = str(ws.home)
-    if not ws.db_url.startswith("sqlite"):
-        env["AMPLOOP_DB_URL"] = ws.db_url
-    return env
 
 
 def _register(store: Store, name: str, n: int) -> None:
@@ -87,27 +79,11 @@ def test_a_version_that_failed_its_gate_needs_force(workspace):
         assert move.reason.endswith("[forced past a failed gate]")
 
 
-def _start_all(ws, argv_list):
-    start_at = f"{time.time() + 4.0:.3f}"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), argv[0], start_at, *argv[1:]],
-            env=_env(ws),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for argv in argv_list
-    ]
-    outcomes = [p.communicate(timeout=600) for p in procs]
-    return [(p.returncode, err) for p, (_, err) in zip(procs, outcomes, strict=True)]
-
-
 def test_ten_concurrent_promotions_leave_one_consistent_chain(workspace):
     with Store.open(workspace) as store:
         _register(store, "churn", 10)
-    results = _start_all(workspace, [["promote", "churn", str(v)] for v in range(1, 11)])
-    assert [code for code, _ in results] == [0] * 10, [err[-1500:] for _, err in results]
+    results = run_together(WORKER, workspace, [["promote", "churn", str(v)] for v in range(1, 11)])
+    assert [r.returncode for r in results] == [0] * 10, [r.stderr[-1500:] for r in results]
     with Store.open(workspace) as store:
         history = alias_history(store, "churn", "champion")
         assert len(history) == 10 and sorted(m.to_version for m in history) == list(range(1, 11))
@@ -118,8 +94,8 @@ def test_ten_concurrent_promotions_leave_one_consistent_chain(workspace):
 
 
 def test_sixteen_processes_registering_fifty_versions_each(workspace):
-    results = _start_all(workspace, [["register", "50", "shared"]] * 16)
-    assert [code for code, _ in results] == [0] * 16, [err[-1500:] for _, err in results]
+    results = run_together(WORKER, workspace, [["register", "50", "shared"]] * 16)
+    assert [r.returncode for r in results] == [0] * 16, [r.stderr[-1500:] for r in results]
     with Store.open(workspace) as store:
         versions = sorted(v.version for v in store.list_model_versions("shared"))
     assert versions == list(range(1, 801))
@@ -132,7 +108,7 @@ def test_a_process_killed_while_promoting_or_rolling_back_leaves_one_loadable_ch
     for _ in range(8):
         proc = subprocess.Popen(
             [sys.executable, str(WORKER), "promote-forever", "churn"],
-            env=_env(workspace),
+            env=worker_env(workspace),
             stdout=subprocess.PIPE,
             text=True,
         )

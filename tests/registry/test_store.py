@@ -1,9 +1,5 @@
 """The store on both backends: a real SQLite file and the real PostgreSQL server."""
 
-import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,35 +14,9 @@ from amploop.registry import Store, dataset_record
 from amploop.registry.store import head_revision
 from amploop.registry.tables import Base
 from amploop.workspace import Workspace
+from tests.conftest import run_together
 
 WORKER = Path(__file__).with_name("store_worker.py")
-
-
-def _env(ws: Workspace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
-    env["AMPLOOP_HOME"] = str(ws.home)
-    if not ws.db_url.startswith("sqlite"):
-        env["AMPLOOP_DB_URL"] = ws.db_url
-    return env
-
-
-def _run_workers(ws: Workspace, argv_list: list[list[str]]) -> list[subprocess.CompletedProcess]:
-    start_at = f"{time.time() + 3.0:.3f}"  # all workers import first, then collide here
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), argv[0], start_at, *argv[1:]],
-            env=_env(ws),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for argv in argv_list
-    ]
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    return results
 
 
 def test_open_migrates_to_head_and_records_each_step_once(workspace, backend):
@@ -142,7 +112,7 @@ def test_a_failed_transaction_leaves_no_rows(workspace):
 
 def test_two_processes_writing_1000_rows_each(workspace):
     Store.open(workspace).close()
-    results = _run_workers(workspace, [["write", "1000", "p1"], ["write", "1000", "p2"]])
+    results = run_together(WORKER, workspace, [["write", "1000", "p1"], ["write", "1000", "p2"]])
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
     with Store.open(workspace) as store:
         log = store.audit_log()
@@ -152,7 +122,7 @@ def test_two_processes_writing_1000_rows_each(workspace):
 
 
 def test_eight_processes_opening_a_fresh_store_at_once(workspace):
-    results = _run_workers(workspace, [["open"]] * 8)
+    results = run_together(WORKER, workspace, [["open"]] * 8)
     assert [r.returncode for r in results] == [0] * 8, [r.stderr[-2000:] for r in results]
     assert {r.stdout.strip() for r in results} == {head_revision()}
     with Store.open(workspace) as store:
