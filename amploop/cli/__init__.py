@@ -1,0 +1,30 @@
+"""The ``amploop`` command line: a thin layer that calls stage functions and renders results.
+
+Every command takes ``--json`` and then prints exactly its result object as JSON on stdout.
+Errors print one line on stderr (and, under ``--json``, the error object on stdout) and exit
+with the error class's code (see :mod:`amploop.errors`). One module per command group; importing
+them registers their commands on ``app``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from amploop.cli import data, demo, evaluate, models, store, train  # noqa: F401 - registers the commands
+from amploop.cli._common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # a worker under torchrun
+        # torchrun's agent then reports which rank failed first, with its traceback.
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        record(app)()
+    else:
+        app()
+
+
+if __name__ == "__main__":
+    main()

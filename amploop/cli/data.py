@@ -1,0 +1,177 @@
+"""`amploop datasets` and `amploop data show|check|datasheet`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from amploop.cli._common import JsonFlag, app, command, data_app, out, print_json, state, write_atomically
+from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
+from amploop.data.dataset import DatasetSummary
+from amploop.data.quality import QualityReport, check_quality
+from amploop.errors import ConfigError, QualityError
+from amploop.registry import Store, dataset_record
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+@app.command("datasets")
+@command
+def datasets_command(as_json: JsonFlag = False) -> None:
+    """List the built-in datasets."""
+    rows = []
+    for name in builtin_names():
+        info, dataset = builtin_info(name), load_builtin(name)
+        rows.append(
+            {
+                "name": name,
+                "title": info.title,
+                "rows": dataset.n_rows,
+                "columns": dataset.n_columns,
+                "target": dataset.target,
+                "task": dataset.task,
+                "splits": {k: len(v) for k, v in dataset.splits.items()},
+                "licence": info.licence,
+                "fingerprint": dataset.fingerprint,
+            }
+        )
+    if as_json:
+        print_json({"datasets": rows})
+        return
+    table = Table(title="Built-in datasets")
+    for column in ("name", "rows", "columns", "target", "task", "licence"):
+        table.add_column(column, justify="right" if column in ("rows", "columns") else "left")
+    for row in rows:
+        table.add_row(row["name"], f"{row['rows']:,}", str(row["columns"]), row["target"], row["task"], row["licence"])
+    out.print(table)
+
+
+@data_app.command("show")
+@command
+def data_show(
+    ref: Annotated[str, typer.Argument(help="A built-in dataset name or a CSV/Parquet/NumPy file.")],
+    target: Annotated[str | None, typer.Option(help="The label column of a file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Describe a dataset: shape, schema, missing values, label balance and fingerprint."""
+    summary = open_dataset(ref, target=target).summary()
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    render_summary(summary)
+
+
+@data_app.command("check")
+@command
+def data_check(
+    ref: Annotated[str, typer.Argument(help="A built-in dataset name or a data file.")],
+    target: Annotated[str | None, typer.Option(help="The label column of a file.")] = None,
+    against: Annotated[str | None, typer.Option(help="The training data, to check for leakage into it.")] = None,
+    label_issues: Annotated[bool, typer.Option(help="Run confident learning for label issues.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check data quality; exit non-zero when a finding blocks training."""
+    cfg = state.config()
+    dataset = open_dataset(ref, target=target)
+    reference = open_dataset(against, target=target or dataset.target) if against else None
+    slice_columns = cfg.data.slice_columns or (
+        builtin_info(dataset.name).slice_columns if dataset.name in builtin_names() else []
+    )
+    report = check_quality(dataset, against=reference, slice_columns=slice_columns, label_issues=label_issues)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render_quality(report)
+    if report.blocking:
+        raise typer.Exit(QualityError.exit_code)
+
+
+@data_app.command("datasheet")
+@command
+def data_datasheet(
+    ref: Annotated[str, typer.Argument(help="A built-in dataset name or a data file.")],
+    target: Annotated[str | None, typer.Option(help="The label column of a file.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or html.")] = "markdown",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Render a dataset's datasheet from stored facts and the datasheet text in amploop.yaml."""
+    from amploop.registry.cards import render_datasheet
+
+    if fmt not in ("markdown", "html"):
+        raise ConfigError(f"--format {fmt!r}: use markdown or html")
+    cfg = state.config()
+    dataset = open_dataset(ref, target=target)
+    sections: dict[str, Any] = {}
+    if dataset.name in builtin_names():
+        info = builtin_info(dataset.name)
+        sections.update(info.datasheet, licence=info.licence, attribution=info.attribution, citation=info.citation)
+    sections.update({k: v for k, v in cfg.data.datasheet.items() if v})
+    quality = check_quality(dataset, label_issues=False)
+    with Store.open() as store:
+        record = store.record_dataset(dataset_record(dataset, datasheet=sections))
+    text = render_datasheet(record, sections=sections, quality=quality.to_dict(), fmt=fmt)
+    if output is not None:
+        write_atomically(output, text.encode())
+    if as_json:
+        print_json(
+            {
+                "dataset": record.to_dict(),
+                "format": fmt,
+                "output": str(output) if output else None,
+                "text": None if output else text,
+            }
+        )
+    elif output is None:
+        sys.stdout.write(text)
+    else:
+        out.print(f"datasheet written to {output}", highlight=False)
+
+
+def render_quality(report: QualityReport, *, limit: int = 20) -> None:
+    counts = report.counts()
+    out.print(
+        f"{report.dataset['name']}: {report.dataset['rows']:,} rows, {counts['block']} blocking, "
+        f"{counts['warn']} warnings, {counts['info']} notes ({report.seconds:.1f} s)",
+        highlight=False,
+    )
+    for finding in report.findings[:limit]:
+        out.print(f"  {finding.severity:>5}  {finding.check}: {finding.message}", highlight=False)
+    if report.suspicious_rows:
+        top = ", ".join(str(r.row) for r in report.suspicious_rows[:10])
+        out.print(f"  suspicious rows (most first): {top} … {len(report.suspicious_rows)} in all", highlight=False)
+
+
+def render_summary(summary: DatasetSummary) -> None:
+    splits = ", ".join(f"{k} {v:,}" for k, v in summary.splits.items())
+    out.print(
+        f"[bold]{escape(summary.name)}[/]  {summary.rows:,} rows × {summary.columns} columns"
+        + (f"  (splits: {splits})" if splits else ""),
+        highlight=False,
+        markup=True,
+    )
+    out.print(f"source {summary.source}   fingerprint {summary.fingerprint[:16]}…", highlight=False)
+    if summary.target:
+        balance = ", ".join(f"{k}: {v:,}" for k, v in summary.class_balance.items())
+        out.print(
+            f"target [bold]{escape(summary.target)}[/] ({summary.task})" + (f"  {balance}" if balance else ""),
+            highlight=False,
+            markup=True,
+        )
+    table = Table(show_edge=False)
+    for column in ("column", "kind", "missing", "distinct", "range / top values"):
+        table.add_column(column)
+    for c in summary.column_summaries:
+        if c.kind == "numeric":
+            detail = f"{c.minimum:g} … {c.maximum:g}, mean {c.mean:g}" if c.minimum is not None else ""
+        elif c.kind == "image":
+            detail = f"shape {c.shape}, values {c.minimum:g} … {c.maximum:g}"
+        else:
+            detail = ", ".join(f"{t[0]} ({t[1]:,})" for t in (c.top or [])[:3])
+        table.add_row(c.name, c.kind, f"{c.missing:,}", "" if c.distinct is None else f"{c.distinct:,}", detail)
+    out.print(table)

@@ -1,0 +1,274 @@
+"""`amploop models …` and `amploop audit`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from amploop.cli._common import JsonFlag, app, command, models_app, out, print_json, state
+from amploop.config import AmploopConfig
+from amploop.errors import ConfigError
+from amploop.registry import Store
+
+# -- models and audit ----------------------------------------------------------------------------
+
+
+def version_ref(text: str) -> tuple[str, int]:
+    from amploop.registry.evaluations import parse_model_ref
+
+    ref = parse_model_ref(text)
+    if ref.version is None:
+        raise ConfigError(f"'{text}': name a version, as NAME:VERSION")
+    return ref.name, ref.version
+
+
+@models_app.command("list")
+@command
+def models_list(as_json: JsonFlag = False) -> None:
+    """Every registered model with its newest version and its aliases."""
+    from amploop.registry.aliases import list_aliases
+
+    with Store.open() as store:
+        versions = store.list_model_versions()
+        names = sorted({v.name for v in versions})
+        rows = []
+        for name in names:
+            mine = [v for v in versions if v.name == name and v.status == "ready"]
+            rows.append(
+                {
+                    "name": name,
+                    "versions": len(mine),
+                    "latest": max((v.version for v in mine), default=None),
+                    "aliases": list_aliases(store, name),
+                }
+            )
+    if as_json:
+        print_json({"models": rows})
+        return
+    table = Table(title="Registered models")
+    for column in ("name", "versions", "latest", "aliases"):
+        table.add_column(column)
+    for row in rows:
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(row["aliases"].items()))
+        table.add_row(row["name"], str(row["versions"]), str(row["latest"]), aliases)
+    out.print(table)
+
+
+@models_app.command("show")
+@command
+def models_show(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")], as_json: JsonFlag = False
+) -> None:
+    """A model's versions, or one version with its metrics, files and evaluations."""
+    from amploop.registry.aliases import list_aliases
+    from amploop.registry.evaluations import parse_model_ref, resolve_version
+
+    ref = parse_model_ref(model)
+    with Store.open() as store:
+        if ref.version is None and ref.alias is None:
+            store.get_model_version(ref.name)  # ModelNotFound with close matches
+            versions = [v.to_dict() for v in store.list_model_versions(ref.name)]
+            result: dict[str, Any] = {"name": ref.name, "aliases": list_aliases(store, ref.name), "versions": versions}
+        else:
+            record = resolve_version(store, ref)
+            evaluations = [
+                {"id": e.id, "passed": e.passed, "created_at": e.created_at.isoformat(), "html_uri": e.html_uri}
+                for e in store.list_evaluations(record.name, record.version)
+            ]
+            result = {
+                **record.to_dict(),
+                "aliases": [a for a, v in list_aliases(store, record.name).items() if v == record.version],
+                "evaluations": evaluations,
+            }
+    print_json(result) if as_json else out.print_json(data=result)
+
+
+@models_app.command("promote")
+@command
+def models_promote(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history and the audit log.")],
+    alias: Annotated[str, typer.Option(help="champion, challenger, or your own.")] = "champion",
+    force: Annotated[bool, typer.Option("--force", help="Promote although the release gate failed.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Point an alias at a version (a version that failed its gate needs --force)."""
+    from amploop.registry.aliases import promote
+
+    name, version = version_ref(model)
+    with Store.open() as store:
+        move = promote(store, name, version, alias=alias, reason=reason, force=force)
+    print_json(move.to_dict()) if as_json else out.print(
+        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
+    )
+
+
+@models_app.command("rollback")
+@command
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history and the audit log.")],
+    to: Annotated[int | None, typer.Option(help="Version to go back to (default: the previous one).")] = None,
+    alias: Annotated[str, typer.Option()] = "champion",
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an alias back to the version it held before (or to --to)."""
+    from amploop.registry.aliases import rollback
+
+    with Store.open() as store:
+        move = rollback(store, name, alias=alias, to=to, reason=reason)
+    print_json(move.to_dict()) if as_json else out.print(
+        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
+    )
+
+
+@models_app.command("history")
+@command
+def models_history(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+    at: Annotated[str | None, typer.Option(help="ISO time: which version held --alias then.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every alias move, with time, actor and reason; or, with --at, the version held at that moment."""
+    from datetime import datetime
+
+    from amploop.registry.aliases import alias_at, alias_history
+
+    with Store.open() as store:
+        store.get_model_version(name)
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at)
+            except ValueError:
+                raise ConfigError(f"--at {at!r} is not an ISO time such as 2026-11-26T14:00:00+00:00") from None
+            if moment.tzinfo is None:
+                raise ConfigError("--at needs a time zone, e.g. 2026-11-26T14:00:00+00:00")
+            version = alias_at(store, name, alias or "champion", moment)
+            result: Any = {"name": name, "alias": alias or "champion", "at": moment.isoformat(), "version": version}
+            print_json(result) if as_json else out.print(f"{name}@{alias or 'champion'} at {at}: {version}")
+            return
+        moves = [m.to_dict() for m in alias_history(store, name, alias)]
+    if as_json:
+        print_json({"name": name, "moves": moves})
+        return
+    for m in moves:
+        out.print(
+            f"{m['at']}  {m['alias']}: {m['from_version']} -> {m['to_version']}  {m['actor']}: {m['reason']}",
+            highlight=False,
+        )
+
+
+@models_app.command("delete")
+@command
+def models_delete(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Soft-delete a version (refused while an alias points at it)."""
+    from amploop.registry.aliases import delete_version
+
+    name, version = version_ref(model)
+    with Store.open() as store:
+        delete_version(store, name, version, reason=reason)
+    result = {"name": name, "version": version, "status": "deleted"}
+    print_json(result) if as_json else out.print(f"{name}:{version} deleted", highlight=False)
+
+
+@models_app.command("lineage")
+@command
+def models_lineage(model: Annotated[str, typer.Argument(help="NAME:VERSION")], as_json: JsonFlag = False) -> None:
+    """Everything that made a version: run, config, code, data fingerprints, evaluations, alias moves."""
+    from amploop.registry.lineage import lineage
+
+    name, version = version_ref(model)
+    with Store.open() as store:
+        facts = lineage(store, name, version)
+    print_json(facts) if as_json else out.print_json(data=facts)
+
+
+def write_model_card(store: Store, cfg: AmploopConfig, name: str, version: int, fmt: str) -> tuple[str, str]:
+    """Render the card from stored facts and keep it in the artifacts; return (text, uri)."""
+    from amploop.registry.cards import render_model_card
+    from amploop.registry.lineage import lineage
+
+    facts = lineage(store, name, version)
+    evaluations = store.list_evaluations(name, version)
+    facts["latest_report"] = evaluations[-1].report if evaluations else None
+    text = render_model_card(facts, text=cfg.project.card, project=cfg.project.model_dump(), fmt=fmt)
+    suffix = "md" if fmt == "markdown" else "html"
+    ref = store.artifacts.put_bytes(f"models/{name}/cards/{name}-{version}.{suffix}", text.encode())
+    return text, ref.uri
+
+
+@models_app.command("card")
+@command
+def models_card(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    fmt: Annotated[str, typer.Option("--format", help="markdown or html.")] = "markdown",
+    as_json: JsonFlag = False,
+) -> None:
+    """The version's model card, from stored results and project.card in amploop.yaml; kept in the artifacts."""
+    if fmt not in ("markdown", "html"):
+        raise ConfigError(f"--format {fmt!r}: use markdown or html")
+    name, version = version_ref(model)
+    with Store.open() as store:
+        text, uri = write_model_card(store, state.config(), name, version, fmt)
+    if as_json:
+        print_json({"name": name, "version": version, "format": fmt, "uri": uri})
+    elif fmt == "markdown":
+        sys.stdout.write(text)
+    else:
+        out.print(f"model card: {uri}", highlight=False)
+
+
+@models_app.command("export")
+@command
+def models_export(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx (checked against torch) or mlflow.")] = "onnx",
+    tolerance: Annotated[float, typer.Option(help="Largest allowed probability difference from torch.")] = 1e-4,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a version (ONNX: verified against torch on seeded inputs before it is kept)."""
+    from amploop.registry.export import export_version
+
+    name, version = version_ref(model)
+    with Store.open() as store:
+        result = export_version(store, name, version, fmt=fmt, tolerance=tolerance)
+    print_json(result.to_dict()) if as_json else out.print(
+        f"{result.uri} (max difference from torch {result.max_abs_difference:.1e} <= {result.tolerance:g})",
+        highlight=False,
+    )
+
+
+@app.command("audit")
+@command
+def audit_command(
+    since: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-26T00:00:00+00:00.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many entries.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The append-only audit log: who did what, when and why."""
+    from datetime import datetime
+
+    moment = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since {since!r} is not an ISO time") from None
+        if moment.tzinfo is None:
+            raise ConfigError("--since needs a time zone, e.g. 2026-11-26T00:00:00+00:00")
+    with Store.open() as store:
+        entries = [e.to_dict() for e in store.audit_log(since=moment, limit=limit)]
+    if as_json:
+        print_json({"entries": entries})
+        return
+    for e in entries:
+        why = f" — {e['reason']}" if e["reason"] else ""
+        out.print(f"{e['at']}  {e['actor']}  {e['action']}  {e['target']}{why}", highlight=False)
