@@ -94,8 +94,8 @@ class ThroughputMeter:
         self.tokens += tokens
 
     def live_samples_per_s(self) -> float:
-        recent = self.step_times[-20:]
-        return 0.0 if not recent else self.samples / max(sum(self.step_times), 1e-9)
+        """Samples per second so far, per process (for the progress bar)."""
+        return self.samples / sum(self.step_times) if self.step_times else 0.0
 
     def report(
         self, *, flops_per_sample: float | None = None, precision_mode: str = "fp32", world_size: int = 1
