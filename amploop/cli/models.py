@@ -16,6 +16,20 @@ from amploop.registry import Store
 # -- models and audit ----------------------------------------------------------------------------
 
 
+def show(result: Any, as_json: bool, text: str | None = None) -> None:
+    """The result as JSON under --json; else ``text``, or the result pretty-printed when there is none."""
+    if as_json:
+        print_json(result)
+    elif text is None:
+        out.print_json(data=result)
+    else:
+        out.print(text, highlight=False)
+
+
+def show_move(move: Any, as_json: bool) -> None:
+    show(move.to_dict(), as_json, f"{move.name}@{move.alias}: {move.from_version} -> {move.to_version} ({move.reason})")
+
+
 def version_ref(text: str) -> tuple[str, int]:
     from amploop.registry.evaluations import parse_model_ref
 
@@ -83,7 +97,7 @@ def models_show(
                 "aliases": [a for a, v in list_aliases(store, record.name).items() if v == record.version],
                 "evaluations": evaluations,
             }
-    print_json(result) if as_json else out.print_json(data=result)
+    show(result, as_json)
 
 
 @models_app.command("promote")
@@ -101,9 +115,7 @@ def models_promote(
     name, version = version_ref(model)
     with Store.open() as store:
         move = promote(store, name, version, alias=alias, reason=reason, force=force)
-    print_json(move.to_dict()) if as_json else out.print(
-        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
-    )
+    show_move(move, as_json)
 
 
 @models_app.command("rollback")
@@ -120,9 +132,7 @@ def models_rollback(
 
     with Store.open() as store:
         move = rollback(store, name, alias=alias, to=to, reason=reason)
-    print_json(move.to_dict()) if as_json else out.print(
-        f"{name}@{alias}: {move.from_version} -> {move.to_version} ({move.reason})", highlight=False
-    )
+    show_move(move, as_json)
 
 
 @models_app.command("history")
@@ -149,7 +159,7 @@ def models_history(
                 raise ConfigError("--at needs a time zone, e.g. 2026-11-26T14:00:00+00:00")
             version = alias_at(store, name, alias or "champion", moment)
             result: Any = {"name": name, "alias": alias or "champion", "at": moment.isoformat(), "version": version}
-            print_json(result) if as_json else out.print(f"{name}@{alias or 'champion'} at {at}: {version}")
+            show(result, as_json, f"{name}@{alias or 'champion'} at {at}: {version}")
             return
         moves = [m.to_dict() for m in alias_history(store, name, alias)]
     if as_json:
@@ -176,7 +186,7 @@ def models_delete(
     with Store.open() as store:
         delete_version(store, name, version, reason=reason)
     result = {"name": name, "version": version, "status": "deleted"}
-    print_json(result) if as_json else out.print(f"{name}:{version} deleted", highlight=False)
+    show(result, as_json, f"{name}:{version} deleted")
 
 
 @models_app.command("lineage")
@@ -188,7 +198,7 @@ def models_lineage(model: Annotated[str, typer.Argument(help="NAME:VERSION")], a
     name, version = version_ref(model)
     with Store.open() as store:
         facts = lineage(store, name, version)
-    print_json(facts) if as_json else out.print_json(data=facts)
+    show(facts, as_json)
 
 
 def write_model_card(store: Store, cfg: AmploopConfig, name: str, version: int, fmt: str) -> tuple[str, str]:
@@ -240,10 +250,8 @@ def models_export(
     name, version = version_ref(model)
     with Store.open() as store:
         result = export_version(store, name, version, fmt=fmt, tolerance=tolerance)
-    print_json(result.to_dict()) if as_json else out.print(
-        f"{result.uri} (max difference from torch {result.max_abs_difference:.1e} <= {result.tolerance:g})",
-        highlight=False,
-    )
+    text = f"{result.uri} (max difference from torch {result.max_abs_difference:.1e} <= {result.tolerance:g})"
+    show(result.to_dict(), as_json, text)
 
 
 @app.command("audit")

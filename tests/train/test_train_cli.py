@@ -16,7 +16,15 @@ from amploop.registry import Store
 from amploop.workspace import Workspace
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
-TOLERANCE = 1e-5  # loss curves of 1 and 2 processes agree to float32 rounding
+TOLERANCE = 1e-5
+ADULT_FP32 = [
+    "--dataset",
+    "adult",
+    "--model",
+    "mlp",
+    "--precision",
+    "fp32",
+]  # loss curves of 1 and 2 processes agree to float32 rounding
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -58,18 +66,7 @@ def test_adult_mlp_auto_precision_three_epochs(tmp_path):
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    common = [
-        "--dataset",
-        "adult",
-        "--model",
-        "mlp",
-        "--precision",
-        "fp32",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "40",
-    ]
+    common = [*ADULT_FP32, "--epochs", "1", "--max-steps", "40"]
     ddp = train(tmp_path / "ddp", *common, "--batch-size", "128", "--nproc-per-node", "2", "--checkpoint-every", "10")
     single = train(tmp_path / "one", *common, "--batch-size", "256")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
@@ -98,20 +95,7 @@ def _wait_for_checkpoint(directory: Path, min_step: int, proc: subprocess.Popen,
 
 
 def test_sigkill_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
-    args = [
-        "--dataset",
-        "adult",
-        "--model",
-        "mlp",
-        "--precision",
-        "fp32",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "128",
-        "--checkpoint-every",
-        "25",
-    ]
+    args = [*ADULT_FP32, "--epochs", "2", "--batch-size", "128", "--checkpoint-every", "25"]
     home = tmp_path / "killed"
     proc = subprocess.Popen(
         [AMPLOOP, "train", *args, "--json"],
@@ -157,12 +141,7 @@ def test_a_rank_killed_under_torchrun(tmp_path, max_restarts):
     home = tmp_path / "h"
     args = [
         "train",
-        "--dataset",
-        "adult",
-        "--model",
-        "mlp",
-        "--precision",
-        "fp32",
+        *ADULT_FP32,
         "--epochs",
         "2",
         "--batch-size",
