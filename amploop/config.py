@@ -25,14 +25,18 @@ amploop.errors.ConfigError: train.epocs (from AMPLOOP_TRAIN__EPOCS): unknown key
 from __future__ import annotations
 
 import os
+import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amploop.errors import ConfigError
+from amploop.names import is_valid_name
 
 __all__ = [
     "AmploopConfig",
@@ -50,6 +54,8 @@ __all__ = [
 
 CONFIG_FILE_NAME = "amploop.yaml"
 ENV_PREFIX = "AMPLOOP_"
+MAX_SEED = 2**31 - 1  # numpy and torch both take it; ranks add their rank to the seed
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 
 
 class _Section(BaseModel):
@@ -78,6 +84,17 @@ class ModelConfig(_Section):
     architecture: str = "mlp"  # a built-in architecture: mlp, tabular, cnn, resnet, gpt
     options: dict[str, Any] = Field(default_factory=dict)  # architecture keyword arguments
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_name(value):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ValueError(
+                f"{shown!r} is not a valid model name: use letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit (at most 128 characters)"
+            )
+        return value
+
 
 class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "tf32", "bf16", "fp16"] = "auto"  # numeric precision
@@ -85,7 +102,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(256, ge=1)  # samples per optimizer step, per process
     learning_rate: float = Field(1e-3, gt=0)  # peak learning rate after warmup
     weight_decay: float = Field(0.01, ge=0)  # AdamW decoupled weight decay
-    seed: int = 0  # seeds data order and initialisation; each rank adds its rank
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # seeds data order and initialisation; each rank adds its rank
     gradient_accumulation_steps: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_grad_norm: float | None = Field(1.0, gt=0)  # clip gradients to this norm; null: no clip
     warmup_fraction: float = Field(0.05, ge=0, lt=1)  # share of steps spent warming up
@@ -95,6 +112,13 @@ class TrainConfig(_Section):
     nproc_per_node: int = Field(1, ge=1)  # processes per machine (torchrun) for data parallelism
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not _DEVICE.fullmatch(value):
+            raise ValueError(f"unknown device {value[:40]!r}; use auto, cpu, cuda, cuda:N or mps")
+        return value
 
 
 class GateRuleConfig(_Section):
@@ -185,7 +209,7 @@ def load_config(
         keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         if any(not k for k in keys):
             raise ConfigError(f"{name}: empty key between '__'; write AMPLOOP_SECTION__FIELD")
-        _put(merged, keys, _parse_scalar(raw))
+        _put(merged, keys, _env_value(keys, raw))
         origin[keys] = name
 
     for dotted, value in (overrides or {}).items():
@@ -245,6 +269,39 @@ def _put(tree: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _env_value(keys: tuple[str, ...], raw: str) -> Any:
+    """An environment value typed by the field it sets: text for text fields, YAML for the rest.
+
+    ``AMPLOOP_PROJECT__NAME=123`` is the name "123", not the number 123; ``AMPLOOP_TRAIN__EPOCHS=3``
+    is the number 3 and ``AMPLOOP_DATA__SLICE_COLUMNS=[sex, race]`` a list.
+    """
+    model: type[BaseModel] = AmploopConfig
+    annotation: Any = None
+    for key in keys:
+        field = model.model_fields.get(key)
+        if field is None:
+            return _parse_scalar(raw)  # an unknown key: validation names it
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    if _is_text(annotation):
+        return raw
+    return _parse_scalar(raw)
+
+
+def _is_text(annotation: Any) -> bool:
+    """``str``, ``str | None`` or a ``Literal`` of strings."""
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(v, str) for v in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _is_text(args[0])
+    return False
+
+
 def _parse_scalar(raw: str) -> Any:
     try:
         return yaml.safe_load(raw) if raw.strip() else raw
@@ -265,7 +322,7 @@ def _config_error(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -
             valid = _valid_keys(loc[:-1])
             problems.append(f"{dotted}{where}: unknown key; valid keys here: {', '.join(valid)}")
         else:
-            problems.append(f"{dotted}{where}: {err['msg']}")
+            problems.append(f"{dotted}{where}: {err['msg'].removeprefix('Value error, ')}")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return ConfigError(problems[0] + more, problems=problems)
 

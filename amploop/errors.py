@@ -5,6 +5,7 @@ what to do next; its class says how the CLI exits and which HTTP status the API 
 
     AmploopError                 exit 1   HTTP 500
     ├── ConfigError              exit 3   HTTP 400   amploop.yaml, environment or flags are wrong
+    │   └── UsageError           exit 2   HTTP 400   a command-line argument or reference is malformed
     ├── DataError                exit 4   HTTP 422   a file or table cannot be read as data
     │   ├── SchemaError          exit 5   HTTP 422   data does not match the expected schema
     │   └── QualityError         exit 6   HTTP 422   a data-quality finding blocks the work
@@ -19,7 +20,9 @@ what to do next; its class says how the CLI exits and which HTTP status the API 
     │   └── PermissionDenied     exit 13  HTTP 403   the key's role may not do this
     └── InputTooLarge            exit 14  HTTP 413   a request or file exceeds a size limit
 
-Exit code 2 is left to the command-line parser (unknown option, missing argument).
+Exit code 2 is a usage error: the parser's own (unknown option, missing argument) or a
+malformed argument such as a model reference. An unexpected failure inside amploop is not an
+AmploopError; the CLI reports it as ``InternalError`` (exit 1) with a pointer to report it.
 
 Examples
 --------
@@ -50,6 +53,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "TrainingError",
+    "UsageError",
 ]
 
 
@@ -78,6 +82,12 @@ class ConfigError(AmploopError):
 
     exit_code = 3
     http_status = 400
+
+
+class UsageError(ConfigError):
+    """A command-line argument, name or model reference is malformed (exit 2, as the parser's own)."""
+
+    exit_code = 2
 
 
 class DataError(AmploopError):

@@ -8,8 +8,6 @@ them registers their commands on ``app``.
 
 from __future__ import annotations
 
-import os
-
 from amploop.cli import data, demo, evaluate, models, store, train  # noqa: F401 - registers the commands
 from amploop.cli._common import app
 
@@ -17,13 +15,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # a worker under torchrun
-        # torchrun's agent then reports which rank failed first, with its traceback.
-        from torch.distributed.elastic.multiprocessing.errors import record
-
-        record(app)()
-    else:
-        app()
+    app()  # every way out is one line and an exit code (see AmploopGroup), under torchrun too
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -11,11 +13,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from amploop.cli._common import JsonFlag, app, bench_app, command, out, print_json, state
+from amploop.cli._common import JsonFlag, app, bench_app, command, out, print_json, report_error_object, state
 from amploop.config import AmploopConfig
-from amploop.data import open_dataset
+from amploop.data import builtin_names, open_dataset
 from amploop.data.quality import check_quality
-from amploop.errors import ConfigError, DatasetNotFound, QualityError
+from amploop.errors import ConfigError, DatasetNotFound, QualityError, UsageError
+from amploop.names import MAX_NAME_LENGTH, check_name
 from amploop.registry import Store, dataset_record
 
 # -- train -------------------------------------------------------------------------------------
@@ -44,6 +47,12 @@ def _without_launcher_flags(argv: list[str]) -> list[str]:
     return kept
 
 
+def default_model_name(dataset_name: str) -> str:
+    """The dataset's name made into a valid model name (``my data.csv`` -> ``my-data``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", dataset_name).strip("-._")[:MAX_NAME_LENGTH]
+    return cleaned or "model"
+
+
 def run_training(
     cfg: AmploopConfig,
     *,
@@ -55,27 +64,32 @@ def run_training(
     exclude_suspicious: bool = False,
 ) -> dict[str, Any] | None:
     """Train as the config says; on rank 0 record the run, datasets and model version. Rank 0's result."""
+    from amploop.train.checkpoint import CheckpointManager
     from amploop.train.distributed import setup_distributed, teardown_distributed
     from amploop.train.fit import bundle_from_fit, fit
     from amploop.train.loop import TrainSettings
     from amploop.workspace import Workspace, code_version
 
+    if allow_quality_issues and not (reason and reason.strip()):
+        raise ConfigError('--allow-quality-issues needs --reason "why this data may be used"; it goes to the audit log')
     source = cfg.data.source or "adult"
     try:
         dataset = open_dataset(source, target=cfg.data.target)
     except DatasetNotFound as exc:  # here the dataset is a setting: say which one
         raise ConfigError(f"data.source: {exc.message}", **exc.details) from None
-    name = cfg.model.name or dataset.name
+    if source not in builtin_names():  # a file: record where it is, so any directory can find it again
+        data = cfg.data.model_copy(update={"source": str(Path(source).expanduser().resolve())})
+        cfg = cfg.model_copy(update={"data": data})
+    name = check_name(cfg.model.name or default_model_name(dataset.name))  # before any path is built from it
     workspace = Workspace.from_env()
+    checkpoints = workspace.home / "checkpoints"
+    folder = Path(checkpoint_dir) if checkpoint_dir else checkpoints / name
+    if not checkpoint_dir and folder.resolve().parent != checkpoints.resolve():
+        raise ConfigError(f"model name {name!r} does not make a folder inside {checkpoints}; choose another name")
+    if not resume:
+        CheckpointManager(folder).check_owned()  # a folder with other files is refused, untouched
     fields = cfg.train.model_dump(exclude={"nproc_per_node"})
-    settings = TrainSettings(
-        **fields,
-        checkpoint_dir=checkpoint_dir or str(workspace.home / "checkpoints" / name),
-        resume=resume,
-        progress=progress,
-    )
-    if allow_quality_issues and not (reason and reason.strip()):
-        raise ConfigError('--allow-quality-issues needs --reason "why this data may be used"; it goes to the audit log')
+    settings = TrainSettings(**fields, checkpoint_dir=str(folder), resume=resume, progress=progress)
     quality = check_quality(
         dataset, slice_columns=cfg.data.slice_columns, label_issues=exclude_suspicious, seed=cfg.train.seed
     )
@@ -188,10 +202,10 @@ def train_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
     nproc_per_node: Annotated[int | None, typer.Option(help="Processes per machine (torchrun).")] = None,
     nnodes: Annotated[str, typer.Option(help="Machines (torchrun), e.g. 2 or 1:4.")] = "1",
-    node_rank: Annotated[int | None, typer.Option(help="This machine's rank (static rendezvous).")] = None,
+    node_rank: Annotated[int | None, typer.Option(min=0, help="This machine's rank (static rendezvous).")] = None,
     rdzv_endpoint: Annotated[str | None, typer.Option(help="host:port of the rendezvous.")] = None,
     rdzv_id: Annotated[str | None, typer.Option(help="Job id shared by all machines.")] = None,
-    max_restarts: Annotated[int, typer.Option(help="torchrun restarts after a failure.")] = 0,
+    max_restarts: Annotated[int, typer.Option(min=0, max=100, help="torchrun restarts after a failure.")] = 0,
     allow_quality_issues: Annotated[
         bool, typer.Option("--allow-quality-issues", help="Train despite blocking data findings (needs --reason).")
     ] = False,
@@ -220,10 +234,12 @@ def train_command(
         "train.checkpoint_every_steps": checkpoint_every,
         "train.nproc_per_node": nproc_per_node,
     }
+    if not re.fullmatch(r"[1-9]\d{0,3}(:[1-9]\d{0,3})?", nnodes):
+        raise UsageError(f"--nnodes {nnodes[:40]!r}: give a number of machines, as 2, or a range, as 1:4")
     cfg = state.config(overrides)
     processes = cfg.train.nproc_per_node
     if (processes > 1 or nnodes != "1") and not in_torchrun():
-        code = launch_torchrun(
+        outcome = launch_torchrun(
             _without_launcher_flags(sys.argv[1:]),
             nproc_per_node=processes,
             nnodes=nnodes,
@@ -232,7 +248,9 @@ def train_command(
             rdzv_id=rdzv_id,
             max_restarts=max_restarts,
         )
-        raise typer.Exit(code)
+        if outcome.error is not None:  # the failing worker's error, printed once for the whole job
+            raise typer.Exit(report_error_object(outcome.error["error"], outcome.error["exit_code"], as_json))
+        raise typer.Exit(outcome.exit_code)
     result = run_training(
         cfg,
         checkpoint_dir=checkpoint_dir,
@@ -283,12 +301,14 @@ def bench_precision(
     from amploop.train.compare import compare_precisions
     from amploop.train.loop import TrainSettings
 
+    options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    checked = state.config({f"train.{k}": v for k, v in {**options, "device": device}.items()}).train  # same rules
     settings = TrainSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        device=device,
+        epochs=checked.epochs,
+        batch_size=checked.batch_size,
+        learning_rate=checked.learning_rate,
+        seed=checked.seed,
+        device=checked.device,
         early_stopping_patience=None,
     )
     wanted = [m.strip() for m in modes.split(",") if m.strip()]

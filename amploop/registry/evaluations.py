@@ -8,7 +8,6 @@ scoring other rows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,27 +16,10 @@ from amploop.data.dataset import Dataset
 from amploop.errors import DataError, ModelNotFound
 from amploop.evaluate.evaluation import EvaluationReport, evaluate_model
 from amploop.evaluate.report import render_html
+from amploop.names import ModelRef, parse_model_ref
 from amploop.registry.store import EvaluationRecord, ModelVersionRecord, Store, load_model_bundle
 
 __all__ = ["EvaluationOutcome", "ModelRef", "evaluate_version", "parse_model_ref", "resolve_version"]
-
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)(?:(?::(?P<version>\d+))|(?:@(?P<alias>[A-Za-z0-9_.\-]+)))?$")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: int | None = None
-    alias: str | None = None
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
-    found = _REF.match(text)
-    if not found:
-        raise ModelNotFound(f"'{text}' is not a model reference; write NAME, NAME:VERSION or NAME@ALIAS")
-    version = int(found["version"]) if found["version"] else None
-    return ModelRef(found["name"], version, found["alias"])
 
 
 def resolve_version(store: Store, ref: ModelRef) -> ModelVersionRecord:

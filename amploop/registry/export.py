@@ -135,7 +135,13 @@ def export_version(
 
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store.workspace.home / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(f"amploop/{name}")
+        experiment = f"amploop/{name}"
+        local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+        if local and mlflow.get_experiment_by_name(experiment) is None:
+            # MLflow's default artifact folder is ./mlruns under whatever directory the user is in;
+            # a local tracking store keeps its artifacts in the workspace instead.
+            mlflow.create_experiment(experiment, artifact_location=(store.workspace.home / "mlruns").as_uri())
+        mlflow.set_experiment(experiment)
         with mlflow.start_run(run_name=f"{name}-{version}") as run:
             mlflow.log_params(
                 {

@@ -18,6 +18,11 @@ digests and falls back to the newest checkpoint that verifies.
 
 Tensors are stored as safetensors; optimizer state with ``torch.save`` and read back with
 ``torch.load(..., weights_only=True)``: nothing is unpickled.
+
+A checkpoint folder belongs to amploop only while it holds nothing but the entries above:
+:meth:`CheckpointManager.check_owned` refuses a folder with any other file (a mistyped
+``--checkpoint-dir .`` must never wipe a project), and every removal is checked to stay inside
+the folder, never following a symbolic link out of it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import hashlib
 import io
 import json
 import os
+import pickle
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -36,14 +43,14 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-__all__ = ["Checkpoint", "CheckpointError", "CheckpointManager"]
+from amploop.errors import ArtifactError, ConfigError
+
+__all__ = ["Checkpoint", "CheckpointManager"]
 
 LATEST = "latest"
 MANIFEST = "manifest.json"
-
-
-class CheckpointError(RuntimeError):
-    """No usable checkpoint where one was expected."""
+# The only names a checkpoint folder holds; anything else is someone else's file.
+_OWN_ENTRY = re.compile(r"latest|step-\d{8,}|\.(partial|trash)-step-\d{8,}-[0-9a-f]{8}|\.latest\.tmp-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,16 @@ class Checkpoint:
         return json.loads(self.files[name])
 
     def torch_object(self, name: str) -> Any:
-        return torch.load(io.BytesIO(self.files[name]), weights_only=True, map_location="cpu")
+        """A ``torch.save`` file read with ``weights_only=True``; anything else is an ArtifactError."""
+        try:
+            return torch.load(io.BytesIO(self.files[name]), weights_only=True, map_location="cpu")
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(
+                f"checkpoint file {self.path / name} is not plain tensor data and was not loaded ({first}); "
+                "delete that checkpoint folder and train without --resume",
+                path=str(self.path / name),
+            ) from None
 
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -95,6 +111,47 @@ class CheckpointManager:
     def __init__(self, directory: str | Path, *, keep: int = 2) -> None:
         self.directory = Path(directory)
         self.keep = max(1, keep)
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that amploop did not write (symbolic links count as foreign)."""
+        if not self.directory.exists():
+            return []
+        if not self.directory.is_dir() or self.directory.is_symlink():
+            return [self.directory.name]
+        return sorted(
+            entry.name
+            for entry in self.directory.iterdir()
+            if entry.is_symlink() or not _OWN_ENTRY.fullmatch(entry.name)
+        )
+
+    def check_owned(self) -> None:
+        """Refuse a folder that holds anything but amploop's own checkpoint files (ConfigError)."""
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise ConfigError(
+                f"checkpoint folder {self.directory} holds files amploop did not write ({shown}); "
+                "nothing was touched: choose a new or empty folder with --checkpoint-dir",
+                foreign=foreign[:20],
+            )
+
+    def clear(self) -> None:
+        """Remove this folder's checkpoints (only amploop's own entries; the folder stays)."""
+        if not self.directory.exists():
+            return
+        self.check_owned()
+        for entry in list(self.directory.iterdir()):
+            self._remove(entry)
+
+    def _remove(self, path: Path) -> None:
+        """Delete one entry of this folder; refuse anything that resolves outside it."""
+        inside = path.parent.resolve() == self.directory.resolve() and _OWN_ENTRY.fullmatch(path.name)
+        if not inside or path.is_symlink():
+            raise ConfigError(f"refusing to delete {path}: it is not one of amploop's checkpoint files")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def name_for(step: int) -> str:
@@ -132,11 +189,9 @@ class CheckpointManager:
 
     def _remove_leftovers(self) -> None:
         for path in self.directory.iterdir():
-            if path.name.startswith((".partial-", ".trash-", f".{LATEST}.tmp-")):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+            leftover = path.name.startswith((".partial-", ".trash-", f".{LATEST}.tmp-"))
+            if leftover and _OWN_ENTRY.fullmatch(path.name) and not path.is_symlink():
+                self._remove(path)
 
     def _prune(self) -> None:
         complete = self.steps()
@@ -145,9 +200,11 @@ class CheckpointManager:
             path = self.directory / self.name_for(step)
             if path.name == latest:
                 continue
+            if path.is_symlink():
+                continue
             trash = self.directory / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
             path.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            self._remove(trash)
 
     def _latest_name(self) -> str | None:
         try:

@@ -5,20 +5,30 @@ command minus the launcher flags; ``torchrun ... -m amploop train ...`` works to
 worker, torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR) says where it is.
 NCCL is used on CUDA and gloo on CPU. Collectives get a timeout, and torchrun's agent stops
 every rank when one fails, so an error on one rank never leaves the others hanging.
+
+When amploop launches torchrun itself, the workers write their error (if any) to a folder named
+by ``AMPLOOP_ERROR_DIR`` instead of printing it, and the agent runs quietly: the launcher then
+reports the first failure once, with that worker's exit code, as if it had been one process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "launch_torchrun", "setup_distributed", "teardown_distributed"]
+__all__ = ["DistributedContext", "LaunchOutcome", "launch_torchrun", "setup_distributed", "teardown_distributed"]
+
+ERROR_DIR_ENV = "AMPLOOP_ERROR_DIR"
 
 
 @dataclass(frozen=True)
@@ -118,12 +128,12 @@ def launch_torchrun(
     rdzv_id: str | None = None,
     max_restarts: int = 0,
     monitor_interval_s: float | None = None,
-) -> int:
-    """Run ``python -m amploop <command>`` under ``torch.distributed.run``; return its exit code."""
+) -> LaunchOutcome:
+    """Run ``python -m amploop <command>`` under torchrun; the first failing worker's code and error."""
     argv = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "amploop.train.distributed",
         f"--nproc-per-node={nproc_per_node}",
         f"--nnodes={nnodes}",
         f"--max-restarts={max_restarts}",
@@ -139,5 +149,68 @@ def launch_torchrun(
     if monitor_interval_s is not None:
         argv.append(f"--monitor-interval={monitor_interval_s}")
     argv += ["-m", "amploop", *command]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.call(argv, env=env)
+    with tempfile.TemporaryDirectory(prefix="amploop-errors-") as error_dir:
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            ERROR_DIR_ENV: error_dir,
+        }
+        code = subprocess.call(argv, env=env)
+        return LaunchOutcome(code, _first_error(Path(error_dir)) if code else None)
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """How a torchrun launch ended: the exit code, and the failing worker's error object if it wrote one."""
+
+    exit_code: int
+    error: dict[str, Any] | None = None
+
+
+def record_worker_error(error: dict[str, Any], exit_code: int) -> bool:
+    """Under amploop's own launcher, keep this worker's error for the launcher to report; False elsewhere."""
+    folder = os.environ.get(ERROR_DIR_ENV)
+    if not (folder and in_torchrun()):
+        return False
+    path = Path(folder) / f"rank-{int(os.environ['RANK']):05d}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"exit_code": exit_code, "error": error}, default=str))
+    os.replace(tmp, path)
+    return True
+
+
+def _first_error(folder: Path) -> dict[str, Any] | None:
+    """The error written first (rank order breaks ties): the root cause, not the ranks it stopped."""
+    found = []
+    for path in folder.glob("rank-*.json"):
+        try:
+            found.append((path.stat().st_mtime_ns, path.name, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return min(found)[2] if found else None
+
+
+def _agent_main(argv: list[str]) -> int:
+    """torchrun's agent, with its failure report replaced by the failing worker's exit code.
+
+    The workers report their own errors (see :func:`record_worker_error`); torchrun's summary
+    and traceback would only repeat them less clearly.
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the agent's own lines repeat the workers' errors
+    try:
+        run(parse_args(argv))
+    except ChildFailedError as exc:
+        _, first = exc.get_first_failure()
+        code = first.exitcode
+        return code if code > 0 else 128 + (-code if code < 0 else 1)  # killed by a signal: 128 + signal
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_agent_main(sys.argv[1:]))

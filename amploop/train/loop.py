@@ -23,17 +23,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 
-from amploop.errors import TrainingError
-from amploop.train.checkpoint import CheckpointManager, tensors_bytes, torch_bytes
+from amploop.errors import ArtifactError, TrainingError
+from amploop.train.checkpoint import Checkpoint, CheckpointManager, tensors_bytes, torch_bytes
 from amploop.train.distributed import DistributedContext, setup_distributed
 from amploop.train.precision import PrecisionChoice, resolve_precision
 from amploop.train.throughput import ThroughputMeter, ThroughputReport, count_training_flops
@@ -283,18 +283,10 @@ def train_model(
                 f"--resume given but no complete checkpoint in {settings.checkpoint_dir}; start without --resume"
             )
         if found is not None:
-            raw_model.load_state_dict(found.tensors("model.safetensors"))
-            optimizer.load_state_dict(found.torch_object("optimizer.pt"))
-            trainer = found.json("trainer.json")
-            scheduler.load_state_dict(trainer["scheduler"])
-            if trainer["scaler"]:
-                scaler.load_state_dict(trainer["scaler"])
-            state.update(trainer["state"])
-            if "best.safetensors" in found.files:
-                best_weights = found.tensors("best.safetensors")
+            best_weights = _restore(found, raw_model, optimizer, scheduler, scaler, state)
             resumed_from = found.step
     elif manager is not None and ctx.is_main:
-        _clear(manager.directory)
+        manager.clear()  # only amploop's own checkpoint files; a folder with others is refused
     ctx.barrier()
 
     def save_checkpoint() -> None:
@@ -471,11 +463,37 @@ def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, default=str).encode()
 
 
-def _clear(directory: Path) -> None:
-    import shutil
+def _restore(
+    found: Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    state: dict[str, Any],
+) -> dict[str, Tensor] | None:
+    """Load a verified checkpoint into the training objects; the best weights it kept, if any.
 
-    if directory.exists():
-        shutil.rmtree(directory)
+    A checkpoint whose files verify but do not fit this model (another architecture, edited
+    files) is an ArtifactError, never a traceback.
+    """
+    try:
+        model.load_state_dict(found.tensors("model.safetensors"))
+        optimizer.load_state_dict(found.torch_object("optimizer.pt"))
+        trainer = found.json("trainer.json")
+        scheduler.load_state_dict(trainer["scheduler"])
+        if trainer["scaler"]:
+            scaler.load_state_dict(trainer["scaler"])
+        state.update(trainer["state"])
+        return found.tensors("best.safetensors") if "best.safetensors" in found.files else None
+    except ArtifactError:
+        raise
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, SafetensorError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ArtifactError(
+            f"checkpoint {found.path} does not fit this model ({first}); train without --resume "
+            "or point --checkpoint-dir at the run it belongs to",
+            path=str(found.path),
+        ) from None
 
 
 class _NoProgress:

@@ -132,8 +132,13 @@ def test_mlflow_export_logs_a_model_that_predicts_like_torch(home, tmp_path, mon
     import mlflow.pyfunc
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # MLflow's default artifact folder is ./mlruns: nothing may land here
     with _store(home) as store:
         result = export_version(store, "adult", 1, fmt="mlflow")
+    assert list(elsewhere.iterdir()) == []
+    with _store(home) as store:
         bundle = ModelBundle.from_files(store.load_model_files(store.get_model_version("adult", 1)))
     assert result.uri.startswith("models:/")
     loaded = mlflow.pyfunc.load_model(result.uri)
