@@ -1,5 +1,5 @@
 # make demo: set up .venv (CPU torch first, then amploop) and run the demo on the built-in data.
-# make test: the same setup, then the whole test suite.
+# make test: the same setup, the services the tests need (.ci/services), then the whole test suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/amploop demo
 
 test: $(STAMP)
+	bash .ci/services
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from amploop.cli._common import JsonFlag, app, command, data_app, out, print_json, state, write_atomically
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
-from amploop.data.dataset import DatasetSummary
+from amploop.data.dataset import Dataset, DatasetSummary
 from amploop.data.quality import QualityReport, check_quality
 from amploop.errors import ConfigError, QualityError
 from amploop.registry import Store, dataset_record
@@ -78,7 +79,7 @@ def data_check(
     """Check data quality; exit non-zero when a finding blocks training."""
     cfg = state.config()
     dataset = open_dataset(ref, target=target)
-    reference = open_dataset(against, target=target or dataset.target) if against else None
+    reference = _open_reference(against, target or dataset.target) if against else None
     slice_columns = cfg.data.slice_columns or (
         builtin_info(dataset.name).slice_columns if dataset.name in builtin_names() else []
     )
@@ -89,6 +90,35 @@ def data_check(
         render_quality(report)
     if report.blocking:
         raise typer.Exit(QualityError.exit_code)
+
+
+def _open_reference(ref: str, target: str | None) -> Dataset:
+    """The ``--against`` data, with the same target when it has that column (leakage needs only features)."""
+    reference = open_dataset(ref)
+    if target is None or target == reference.target or target not in reference.table.columns:
+        return reference  # a missing target column is left to check_quality's column comparison
+    return Dataset.from_table(
+        reference.name,
+        reference.table,
+        target=target,
+        arrays=reference.arrays,
+        source=reference.source,
+        splits=reference.splits,
+    )
+
+
+def _check_output_path(output: Path) -> None:
+    """Refuse an --output that cannot be written before any work is done, so nothing is half-written."""
+    folder = output.parent
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: is a folder; give a file name, e.g. {output / 'datasheet.md'}")
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--output {output}: the folder {folder} does not exist; create it or choose another path",
+            folder=str(folder),
+        )
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--output {output}: the folder {folder} is not writable; choose another path")
 
 
 @data_app.command("datasheet")
@@ -105,6 +135,8 @@ def data_datasheet(
 
     if fmt not in ("markdown", "html"):
         raise ConfigError(f"--format {fmt!r}: use markdown or html")
+    if output is not None:
+        _check_output_path(output)
     cfg = state.config()
     dataset = open_dataset(ref, target=target)
     sections: dict[str, Any] = {}
@@ -117,7 +149,10 @@ def data_datasheet(
         record = store.record_dataset(dataset_record(dataset, datasheet=sections))
     text = render_datasheet(record, sections=sections, quality=quality.to_dict(), fmt=fmt)
     if output is not None:
-        write_atomically(output, text.encode())
+        try:  # a temporary file beside it, then a rename: readers see the old file or the new one
+            write_atomically(output, text.encode())
+        except OSError as exc:
+            raise ConfigError(f"--output {output}: cannot write ({exc.strerror or exc}); choose another path") from None
     if as_json:
         print_json(
             {
@@ -156,6 +191,11 @@ def render_summary(summary: DatasetSummary) -> None:
         markup=True,
     )
     out.print(f"source {summary.source}   fingerprint {summary.fingerprint[:16]}…", highlight=False)
+    if summary.unlabelled_rows_dropped:
+        out.print(
+            f"{summary.unlabelled_rows_dropped:,} rows without a label ({summary.target} missing) were dropped",
+            highlight=False,
+        )
     if summary.target:
         balance = ", ".join(f"{k}: {v:,}" for k, v in summary.class_balance.items())
         out.print(

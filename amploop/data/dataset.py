@@ -50,7 +50,8 @@ class Dataset:
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     splits: Mapping[str, np.ndarray] = field(default_factory=dict)
     parents: tuple[str, ...] = ()  # fingerprints of the datasets this one was derived from
-    transformation: str | None = None  # how it was derived from its parents
+    transformation: str | None = None  # how it was derived from its parents, or cleaned at load
+    unlabelled_rows_dropped: int = 0  # rows of the source left out at load because their target was missing
 
     def __post_init__(self) -> None:
         n = len(self.table)
@@ -82,11 +83,32 @@ class Dataset:
         source: str = "",
         splits: Mapping[str, np.ndarray] | None = None,
     ) -> Dataset:
-        """Build a dataset, inferring its schema and, when not given, its task from the target."""
+        """Build a dataset, inferring its schema and, when not given, its task from the target.
+
+        Rows whose target is missing cannot be learned from or scored against: they are left
+        out, and their count is kept in ``unlabelled_rows_dropped`` and the ``transformation``
+        (reported in the summary and as a quality finding, never lost silently).
+        A target with no values at all is refused.
+        """
         table = table.reset_index(drop=True)
         table.columns = [str(c) for c in table.columns]
         if target is not None and target not in table.columns:
             raise SchemaError(f"target column '{target}' is not in the data; columns: {', '.join(table.columns)}")
+        dropped, transformation = 0, None
+        if target is not None and len(table):
+            unlabelled = table[target].isna().to_numpy()
+            dropped = int(unlabelled.sum())
+            if dropped == len(table):
+                raise DataError(
+                    f"the target column '{target}' is missing in all {dropped} rows; fill in the labels "
+                    "or choose another --target"
+                )
+            if dropped:
+                keep = np.flatnonzero(~unlabelled)
+                table = table.iloc[keep].reset_index(drop=True)
+                arrays = {k: np.asarray(v)[keep] for k, v in (arrays or {}).items()}
+                splits = {k: _renumber(np.asarray(v), keep, len(unlabelled)) for k, v in (splits or {}).items()}
+                transformation = f"dropped {dropped} rows without a label ('{target}' missing)"
         forced = set(categorical)
         if target is not None and task is None:
             task = _infer_task(table[target])
@@ -102,6 +124,8 @@ class Dataset:
             source=source,
             arrays=dict(arrays or {}),
             splits=dict(splits or {}),
+            transformation=transformation,
+            unlabelled_rows_dropped=dropped,
         )
 
     # -- shape ---------------------------------------------------------------------------------
@@ -185,6 +209,7 @@ class Dataset:
             splits={k: int(len(v)) for k, v in self.splits.items()},
             class_balance=balance,
             column_summaries=columns,
+            unlabelled_rows_dropped=self.unlabelled_rows_dropped,
         )
 
 
@@ -202,7 +227,7 @@ class ColumnSummary:
     shape: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: _json_number(v) for k, v in self.__dict__.items() if v is not None}
         if self.top is not None:
             out["top"] = [{"value": v, "count": c} for v, c in self.top]
         return out
@@ -220,11 +245,27 @@ class DatasetSummary:
     splits: dict[str, int]
     class_balance: dict[str, int]
     column_summaries: list[ColumnSummary]
+    unlabelled_rows_dropped: int = 0  # rows left out at load because their target was missing
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "column_summaries"}
         out["column_summaries"] = [c.to_dict() for c in self.column_summaries]
         return out
+
+
+def _json_number(value: Any) -> Any:
+    """Infinite and NaN floats as text ("inf", "-inf", "nan"): JSON has no numbers for them."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def _renumber(positions: np.ndarray, keep: np.ndarray, n_before: int) -> np.ndarray:
+    """Split positions into a table of ``n_before`` rows, mapped onto the rows ``keep`` retains."""
+    new_index = np.full(n_before, -1, dtype=np.int64)
+    new_index[keep] = np.arange(len(keep))
+    mapped = new_index[positions.astype(np.int64)]
+    return mapped[mapped >= 0]
 
 
 def _summarise(ds: Dataset, name: str) -> ColumnSummary:
@@ -247,7 +288,8 @@ def _summarise(ds: Dataset, name: str) -> ColumnSummary:
     distinct = int(values.nunique())
     if column.kind == "numeric":
         present = values.dropna()
-        mean = round(float(present.mean()), 4) if len(present) else None
+        with np.errstate(over="ignore", invalid="ignore"):  # ±inf and 1e308 are reported by check_quality
+            mean = round(float(present.astype(float).mean()), 4) if len(present) else None
         return ColumnSummary(name, "numeric", column.dtype, missing, distinct, column.minimum, column.maximum, mean)
     top = [(str(k), int(v)) for k, v in values.astype(str)[values.notna()].value_counts().head(5).items()]
     return ColumnSummary(name, column.kind, column.dtype, missing, distinct, top=top)

@@ -3,7 +3,9 @@
 Severities: ``info`` (worth knowing), ``warn`` (look before you train), ``block`` (training
 refuses the data unless told otherwise, with a reason, which goes to the audit log).
 
-Checks: missing values, constant columns, duplicate rows, class imbalance; leakage between a
+Checks: degenerate data that no model can learn from (a target with a single class or value,
+columns with no values at all, infinite numbers or numbers beyond the float32 range), missing
+values, constant columns, duplicate rows, class imbalance; leakage between a
 dataset and the data it will be tested against (exact duplicates, near-duplicates by hashing
 normalised rows, or a perceptual hash for images) and target leakage (one feature that alone
 predicts the label almost perfectly, measured on held-out rows); label issues by confident
@@ -28,11 +30,13 @@ import pandas as pd
 
 from amploop.data.dataset import Dataset
 from amploop.data.fingerprint import row_hashes
+from amploop.errors import SchemaError
 
 __all__ = ["Finding", "QualityReport", "SuspiciousRow", "check_quality", "find_label_issues", "luhn_valid"]
 
 Severity = Literal["info", "warn", "block"]
 _MAX_ROWS_LISTED = 100
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # ~3.4e38: larger magnitudes overflow to inf in float32 training
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,9 @@ class QualityReport:
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){2,4}(?![\w.])")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# 13-19 digits, optionally grouped by spaces or dashes, and not part of a decimal number: a float written
+# as text ("4111111111111111.0", "0.123456789012345", "4.1e+15") is a number, not a card
+_CARD = re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?!\d|\.\d|[eE][+-]?\d)")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
@@ -160,15 +166,118 @@ def _pii_findings(dataset: Dataset) -> list[Finding]:
     return findings
 
 
+# -- degenerate data: nothing to learn, or numbers training cannot hold ---------------------------
+
+
+def _empty_columns(dataset: Dataset) -> list[str]:
+    """Feature columns whose every value is missing."""
+    table = dataset.table
+    if not len(table):
+        return []
+    return [c for c in table.columns if c != dataset.target and bool(table[c].isna().all())]
+
+
+def _unusable_numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of infinite values and of finite values too large for float32."""
+    infinite = np.isinf(values)
+    with np.errstate(invalid="ignore"):
+        overflowing = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    return infinite, overflowing
+
+
+def _degenerate_findings(dataset: Dataset) -> list[Finding]:
+    findings: list[Finding] = []
+    if dataset.unlabelled_rows_dropped:
+        dropped = dataset.unlabelled_rows_dropped
+        findings.append(
+            Finding(
+                "unlabelled_rows",
+                "warn",
+                f"{dropped} rows have no label ('{dataset.target}' missing) and were dropped; "
+                f"{dataset.n_rows} rows remain",
+                [str(dataset.target)],
+                [],
+                dropped,
+                {"remaining_rows": dataset.n_rows},
+            )
+        )
+    if dataset.target is not None and dataset.n_rows:
+        present = dataset.labels.dropna()
+        values = present.astype(str).unique() if dataset.task == "classification" else present.unique()
+        if len(values) == 1:
+            value = values[0]
+            if dataset.task == "classification":
+                check = "single_class"
+                message = (
+                    f"the target '{dataset.target}' has a single class ('{value}') in all {len(present)} labelled "
+                    "rows; a classifier cannot learn anything from it: add rows of the other classes"
+                )
+            else:
+                check = "constant_target"
+                message = (
+                    f"the target '{dataset.target}' has the same value ({value}) in all {len(present)} labelled "
+                    "rows; a model cannot learn anything from it: choose another target"
+                )
+            findings.append(Finding(check, "block", message, [dataset.target], [], len(present), {"value": str(value)}))
+    for column in _empty_columns(dataset):
+        findings.append(
+            Finding(
+                "empty_column",
+                "block",
+                f"column '{column}' has no values: it is missing in all {dataset.n_rows} rows; drop the column",
+                [column],
+                [],
+                dataset.n_rows,
+            )
+        )
+    for column in dataset.schema.columns:
+        if column.kind == "numeric":
+            values = pd.to_numeric(dataset.table[column.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        elif (
+            column.kind == "image"
+            and dataset.n_rows
+            and np.issubdtype(np.asarray(dataset.arrays[column.name]).dtype, np.floating)
+        ):
+            values = np.asarray(dataset.arrays[column.name]).reshape(dataset.n_rows, -1)
+        else:
+            continue
+        infinite, overflowing = _unusable_numbers(values)
+        n_infinite, n_overflowing = int(infinite.sum()), int(overflowing.sum())
+        if not (n_infinite or n_overflowing):
+            continue
+        parts = []
+        if n_infinite:
+            parts.append(f"{n_infinite} infinite value{'s' if n_infinite != 1 else ''}")
+        if n_overflowing:
+            parts.append(
+                f"{n_overflowing} value{'s' if n_overflowing != 1 else ''} beyond the float32 range "
+                f"(magnitude over {FLOAT32_MAX:.1e})"
+            )
+        bad_rows = (infinite | overflowing).reshape(len(values), -1).any(axis=1)
+        findings.append(
+            Finding(
+                "non_finite_values",
+                "block",
+                f"column '{column.name}' has {' and '.join(parts)}; training would overflow: replace or drop them",
+                [column.name],
+                np.flatnonzero(bad_rows)[:_MAX_ROWS_LISTED].tolist(),
+                n_infinite + n_overflowing,
+                {"infinite": n_infinite, "overflowing": n_overflowing, "float32_max": FLOAT32_MAX},
+            )
+        )
+    return findings
+
+
 # -- basic table checks --------------------------------------------------------------------------
 
 
 def _basic_findings(dataset: Dataset) -> list[Finding]:
     findings: list[Finding] = []
     table, n = dataset.table, dataset.n_rows
+    empty = set(_empty_columns(dataset))  # reported once, as blocking, by _degenerate_findings
     for column in table.columns:
         missing = int(table[column].isna().sum())
-        if not missing:
+        if not missing or column in empty:
             continue
         share = missing / n
         if column == dataset.target:
@@ -197,7 +306,7 @@ def _basic_findings(dataset: Dataset) -> list[Finding]:
                 )
             )
     for column in table.columns:
-        if column != dataset.target and table[column].nunique(dropna=False) <= 1 and n > 1:
+        if column != dataset.target and column not in empty and table[column].nunique(dropna=False) <= 1 and n > 1:
             findings.append(
                 Finding(
                     "constant_column",
@@ -253,8 +362,9 @@ def _normalised(table: pd.DataFrame) -> pd.DataFrame:
         values = table[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             floats = values.astype(float).to_numpy()
-            magnitude = np.where(floats == 0, 0, np.floor(np.log10(np.abs(np.where(floats == 0, 1, floats)))))
-            out[column] = np.round(floats / 10**magnitude, 2) * 10**magnitude
+            with np.errstate(all="ignore"):  # inf and NaN stay themselves; they are reported elsewhere
+                magnitude = np.where(floats == 0, 0, np.floor(np.log10(np.abs(np.where(floats == 0, 1, floats)))))
+                out[column] = np.round(floats / 10**magnitude, 2) * 10**magnitude
         else:
             out[column] = values.astype(str).str.strip().str.lower().str.replace(r"\s+", " ", regex=True)
     return pd.DataFrame(out)
@@ -270,6 +380,27 @@ def average_hash(images: np.ndarray) -> np.ndarray:
     blocks = x[:, : hb * 8, : wb * 8].reshape(n, 8, hb, 8, wb).mean(axis=(2, 4)).reshape(n, 64)
     bits = blocks > blocks.mean(axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").ravel()
+
+
+def _check_same_columns(dataset: Dataset, against: Dataset) -> None:
+    """Leakage is only measured between data of one schema; a target may be absent on one side."""
+    targets = {dataset.target, against.target} - {None}
+    ours = set(dataset.schema.names) - targets
+    theirs = set(against.schema.names) - targets
+    if ours == theirs:
+        return
+    only_ours, only_theirs = sorted(ours - theirs), sorted(theirs - ours)
+    parts = []
+    if only_ours:
+        parts.append(f"only in {dataset.name}: {', '.join(only_ours[:10])}")
+    if only_theirs:
+        parts.append(f"only in {against.name}: {', '.join(only_theirs[:10])}")
+    raise SchemaError(
+        f"{dataset.name} and {against.name} have different columns ({'; '.join(parts)}); compare data with the "
+        "same columns",
+        only_in_dataset=only_ours,
+        only_in_against=only_theirs,
+    )
 
 
 def _leakage_findings(dataset: Dataset, against: Dataset) -> list[Finding]:
@@ -323,17 +454,20 @@ def _leakage_findings(dataset: Dataset, against: Dataset) -> list[Finding]:
 
 def _target_leakage(dataset: Dataset, seed: int) -> list[Finding]:
     """Each feature alone, as a lookup table learned on one half of the rows and scored on the other."""
-    if dataset.target is None or dataset.task != "classification":
+    if dataset.target is None or dataset.task != "classification" or dataset.labels.isna().any():
         return []
     labels = dataset.labels.astype(str).to_numpy()
+    if len(set(labels.tolist())) < 2:
+        return []  # a single class is reported as blocking by _degenerate_findings
     base = pd.Series(labels).value_counts(normalize=True).iloc[0]
     if base >= 0.98:
         return []
     rng = np.random.default_rng(seed)
     half = rng.random(dataset.n_rows) < 0.5
     findings = []
+    empty = set(_empty_columns(dataset))
     for column in dataset.feature_names:
-        if column in dataset.arrays:
+        if column in dataset.arrays or column in empty:
             continue
         values = dataset.table[column]
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > 20:
@@ -364,16 +498,28 @@ def _target_leakage(dataset: Dataset, seed: int) -> list[Finding]:
 # -- label issues (confident learning) -----------------------------------------------------------
 
 
+def _model_columns(dataset: Dataset) -> list[str]:
+    """The feature columns the screening model sees: an all-missing column cannot be binned."""
+    empty = set(_empty_columns(dataset))
+    return [c for c in dataset.feature_names if c not in empty and c not in dataset.arrays]
+
+
 def _features_for_model(dataset: Dataset) -> np.ndarray:
+    """A numeric matrix for the screening model; infinite, overflowing and all-missing values are left out."""
     if dataset.arrays:
         images = next(iter(dataset.arrays.values()))
-        flat = images.reshape(len(images), -1).astype(np.float32)
-        return flat / (255.0 if images.dtype == np.uint8 else max(float(np.abs(flat).max()), 1.0))
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        infinite, overflowing = _unusable_numbers(flat)
+        flat[infinite | overflowing | np.isnan(flat)] = 0.0
+        scale = 255.0 if images.dtype == np.uint8 else max(float(np.abs(flat).max()), 1.0)
+        return (flat / scale).astype(np.float32)
     parts = []
-    for column in dataset.feature_names:
+    for column in _model_columns(dataset):
         values = dataset.table[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            parts.append(values.astype(float).to_numpy()[:, None])
+            floats = values.astype(float).to_numpy()
+            infinite, overflowing = _unusable_numbers(floats)
+            parts.append(np.where(infinite | overflowing, np.nan, floats)[:, None])  # NaN: "missing" to the model
         else:
             parts.append(pd.factorize(values.astype(str))[0].astype(float)[:, None])
     return np.hstack(parts) if parts else np.zeros((dataset.n_rows, 0))
@@ -394,7 +540,7 @@ def out_of_fold_probabilities(dataset: Dataset, labels: np.ndarray, *, folds: in
 
         categorical = [
             not (pd.api.types.is_numeric_dtype(dataset.table[c]) and not pd.api.types.is_bool_dtype(dataset.table[c]))
-            for c in dataset.feature_names
+            for c in _model_columns(dataset)
         ]
 
         def make() -> Any:
@@ -435,8 +581,13 @@ def find_label_issues(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np
 def _label_issue_findings(dataset: Dataset, seed: int) -> tuple[list[Finding], dict[int, float]]:
     if dataset.target is None or dataset.task != "classification" or dataset.n_rows < 50:
         return [], {}
+    if dataset.labels.isna().any():
+        return [], {}  # rows without a label are reported as blocking
+    if not dataset.arrays and not _model_columns(dataset):
+        return [], {}  # no feature a model could use
     codes, _ = pd.factorize(dataset.labels.astype(str), sort=True)
-    if np.bincount(codes).min() < 5:
+    counts = np.bincount(codes)
+    if len(counts) < 2 or counts.min() < 5:
         return [], {}
     probabilities = out_of_fold_probabilities(dataset, codes, seed=seed)
     flagged, self_confidence = find_label_issues(codes, probabilities)
@@ -475,6 +626,10 @@ def _outlier_findings(dataset: Dataset, threshold: float = 6.0) -> tuple[list[Fi
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
         x = values.astype(float).to_numpy()
+        infinite, overflowing = _unusable_numbers(x)
+        x = np.where(infinite | overflowing, np.nan, x)  # reported as blocking, not as outliers
+        if np.isnan(x).all():
+            continue
         median = np.nanmedian(x)
         mad = np.nanmedian(np.abs(x - median)) * 1.4826
         if not mad > 0:
@@ -574,7 +729,14 @@ def check_quality(
 ) -> QualityReport:
     """Run every check; ``against`` is the data this one will be compared with (for leakage)."""
     started = time.perf_counter()
+    if against is not None:
+        _check_same_columns(dataset, against)
     checks = [
+        "unlabelled_rows",
+        "single_class",
+        "constant_target",
+        "empty_column",
+        "non_finite_values",
         "missing_values",
         "constant_column",
         "duplicate_rows",
@@ -584,7 +746,8 @@ def check_quality(
         "personal_data",
         "slice_representation",
     ]
-    findings = _basic_findings(dataset) + _target_leakage(dataset, seed) + _pii_findings(dataset)
+    findings = _degenerate_findings(dataset) + _basic_findings(dataset)
+    findings += _target_leakage(dataset, seed) + _pii_findings(dataset)
     if against is None and "train" in dataset.splits and "test" in dataset.splits:
         findings += _leakage_findings(dataset.split("test"), dataset.split("train"))
         checks.append("split_leakage")

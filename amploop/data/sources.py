@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import gzip
 import re
 import zipfile
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 
 from amploop.data.builtin import builtin_names, load_builtin
 from amploop.data.dataset import Dataset
-from amploop.errors import DataError, DatasetNotFound
+from amploop.errors import DataError, DatasetNotFound, SchemaError
 
 __all__ = ["from_numpy", "open_dataset", "read_csv", "read_numpy", "read_parquet"]
 
@@ -81,8 +82,14 @@ def read_csv(path: str | Path, *, target: str | None = None, sep: str = ",") -> 
         raise DataError(f"{path}: not valid CSV ({str(exc).strip().splitlines()[-1]})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; a CSV file needs a header line and rows") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        # pandas decodes in chunks, so its offset is within a chunk: find the real place ourselves
+        line, offset = _first_invalid_utf8(path)
+        raise DataError(
+            f"{path} line {line}: not UTF-8 text (byte offset {offset}); save the file as UTF-8",
+            line=line,
+            byte_offset=offset,
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if table.empty:
@@ -93,9 +100,47 @@ def read_csv(path: str | Path, *, target: str | None = None, sep: str = ",") -> 
     return Dataset.from_table(path.stem.removesuffix(".csv"), table, target=target, source=str(path.resolve()))
 
 
+def _first_invalid_utf8(path: Path, chunk_bytes: int = 1 << 20) -> tuple[int, int]:
+    """The 1-based line and 0-based byte offset (in the decompressed text) of the first byte that is not UTF-8."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    offset, line, pending = 0, 1, b""
+    with opener(path, "rb") as stream:
+        while True:
+            chunk = stream.read(chunk_bytes)
+            data = pending + chunk
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # a character cut by the chunk boundary is not an error yet: carry it to the next chunk
+                if chunk and exc.reason == "unexpected end of data":
+                    good = exc.start
+                    pending = data[good:]
+                    line += data.count(b"\n", 0, good)
+                    offset += good
+                    continue
+                return line + data.count(b"\n", 0, exc.start), offset + exc.start
+            if not chunk:
+                return line, offset  # pandas saw an error that plain decoding does not: point at the end
+            line += data.count(b"\n")
+            offset += len(data)
+            pending = b""
+
+
 def read_parquet(path: str | Path, *, target: str | None = None) -> Dataset:
+    """Read a Parquet file of flat columns; list, struct and map columns are refused."""
     path = Path(path)
     try:
+        schema = pq.read_schema(path)
+        nested = [(f.name, str(f.type)) for f in schema if pa.types.is_nested(f.type)]
+        if nested:
+            shown = ", ".join(f"'{name}' ({kind})" for name, kind in nested[:5])
+            one = len(nested) == 1
+            raise SchemaError(
+                f"{path}: column{'' if one else 's'} {shown} hold{'s' if one else ''} nested values (lists, "
+                f"structs or maps); amploop reads flat columns: flatten {'it' if one else 'them'} into one "
+                f"column per field or element, or drop {'it' if one else 'them'}",
+                columns=[name for name, _ in nested],
+            )
         table = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
@@ -105,8 +150,13 @@ def read_parquet(path: str | Path, *, target: str | None = None) -> Dataset:
 
 
 def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
-    """Read ``.npz`` with arrays ``X`` (features or images) and optionally ``y``, or a 2-D ``.npy``."""
+    """Read ``.npz`` with arrays ``X`` (features or images) and optionally ``y``, or a 2-D ``.npy``.
+
+    Feature columns are named ``x0 .. xN-1``. With ``y``, ``target`` names the label column
+    (default ``target``); without ``y``, ``target`` picks one of the feature columns as the label.
+    """
     path = Path(path)
+    source = str(path.resolve())
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -114,13 +164,29 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a NumPy file ({exc})") from None
     if isinstance(loaded, np.ndarray):
-        return from_numpy(loaded, None, name=path.stem, source=str(path.resolve()))
-    with loaded:
-        if "X" not in loaded.files:
-            raise DataError(f"{path}: an .npz file needs an array named 'X' (has: {', '.join(loaded.files)})")
-        features = loaded["X"]
-        labels = loaded["y"] if "y" in loaded.files else None
-    return from_numpy(features, labels, name=path.stem, source=str(path.resolve()), target_name=target or "target")
+        features, labels = loaded, None
+    else:
+        with loaded:
+            if "X" not in loaded.files:
+                raise DataError(f"{path}: an .npz file needs an array named 'X' (has: {', '.join(loaded.files)})")
+            try:  # an .npz member is only read (and an object array refused) on access
+                features = loaded["X"]
+                labels = loaded["y"] if "y" in loaded.files else None
+            except ValueError as exc:
+                raise DataError(f"{path}: refused ({exc}); save plain numeric arrays") from None
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise DataError(f"{path}: not a NumPy file ({exc})") from None
+    if labels is not None:
+        return from_numpy(features, labels, name=path.stem, source=source, target_name=target or "target")
+    dataset = from_numpy(features, None, name=path.stem, source=source)
+    if target is None:
+        return dataset
+    if dataset.arrays:
+        raise DataError(
+            f"{path}: --target {target!r} names a column, but the file holds images without labels; "
+            "save the images as X and the labels as y in an .npz file"
+        )
+    return Dataset.from_table(dataset.name, dataset.table, target=target, source=source)
 
 
 def from_numpy(
