@@ -499,9 +499,19 @@ def _target_leakage(dataset: Dataset, seed: int) -> list[Finding]:
 
 
 def _model_columns(dataset: Dataset) -> list[str]:
-    """The feature columns the screening model sees: an all-missing column cannot be binned."""
+    """The feature columns the screening model sees: a column with no usable value cannot be binned."""
     empty = set(_empty_columns(dataset))
-    return [c for c in dataset.feature_names if c not in empty and c not in dataset.arrays]
+    return [c for c in dataset.feature_names if c not in empty and c not in dataset.arrays and _has_usable(dataset, c)]
+
+
+def _has_usable(dataset: Dataset, column: str) -> bool:
+    """Whether a column holds at least one value the screening model can use (finite, in float32 range)."""
+    values = dataset.table[column]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return bool(values.notna().any())
+    floats = values.astype(float).to_numpy()
+    infinite, overflowing = _unusable_numbers(floats)
+    return bool((~(infinite | overflowing | np.isnan(floats))).any())
 
 
 def _features_for_model(dataset: Dataset) -> np.ndarray:

@@ -160,7 +160,7 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise DataError(f"{path}: refused ({exc}); save plain numeric arrays") from None
+        raise _numpy_refusal(path, exc) from None
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a NumPy file ({exc})") from None
     if isinstance(loaded, np.ndarray):
@@ -173,7 +173,7 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
                 features = loaded["X"]
                 labels = loaded["y"] if "y" in loaded.files else None
             except ValueError as exc:
-                raise DataError(f"{path}: refused ({exc}); save plain numeric arrays") from None
+                raise _numpy_refusal(path, exc) from None
             except (OSError, zipfile.BadZipFile) as exc:
                 raise DataError(f"{path}: not a NumPy file ({exc})") from None
     if labels is not None:
@@ -187,6 +187,18 @@ def read_numpy(path: str | Path, *, target: str | None = None) -> Dataset:
             "save the images as X and the labels as y in an .npz file"
         )
     return Dataset.from_table(dataset.name, dataset.table, target=target, source=source)
+
+
+def _numpy_refusal(path: Path, exc: ValueError) -> DataError:
+    """NumPy's own message advises loading pickles unsafely; amploop never does, so it says so instead."""
+    text = str(exc)
+    if "pickle" in text.lower() or "object" in text.lower():
+        return DataError(
+            f"{path}: refused: it holds Python objects (pickled data), which amploop never loads; "
+            "save plain numeric arrays"
+        )
+    first = (text.strip().splitlines() or ["unreadable"])[0][:160]
+    return DataError(f"{path}: not a readable NumPy file ({first}); save plain numeric arrays with numpy.save(z)")
 
 
 def from_numpy(

@@ -264,11 +264,21 @@ def test_nested_parquet_at_the_command_line(tmp_path):
 def test_object_array_in_npz_is_a_data_error(tmp_path):
     path = tmp_path / "obj.npz"
     np.savez(path, X=np.array([[1, "a"], [2, "b"]], dtype=object), y=np.array([0, 1]))
-    with pytest.raises(DataError, match="obj.npz: refused .*save plain numeric arrays"):
+    with pytest.raises(DataError, match="obj.npz: refused: .*never loads; save plain numeric arrays"):
         open_dataset(path)
     result = run(tmp_path / "h", "data", "show", str(path))
     assert result.returncode == DataError.exit_code and "refused" in result.stderr
     assert "internal error" not in result.stderr
+    assert "allow_pickle" not in result.stderr  # numpy's advice to load it unsafely is not passed on
+
+
+def test_a_table_whose_every_value_is_infinite_blocks_without_crashing_the_screens():
+    features = np.full((60, 2), np.inf)
+    dataset = Dataset.from_table(
+        "inf", pd.DataFrame({"a": features[:, 0], "b": features[:, 1], "y": [0, 1] * 30}), target="y"
+    )
+    report = check_quality(dataset, label_issues=True)
+    assert [f.check for f in report.blocking] == ["non_finite_values", "non_finite_values"]
 
 
 # -- 7. --target on NumPy files ------------------------------------------------------------------
