@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from amploop.cli._common import JsonFlag, app, command, data_app, out, print_json, state, write_atomically
+from amploop.cli._common import JsonFlag, app, command, data_app, err, out, print_json, state, write_atomically
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import Dataset, DatasetSummary
 from amploop.data.quality import QualityReport, check_quality
@@ -88,7 +88,14 @@ def data_check(
         print_json(report.to_dict())
     else:
         render_quality(report)
-    if report.blocking:
+    if report.blocking:  # the report is the answer; one line on stderr says why the exit code is not 0
+        count = len(report.blocking)
+        err.print(
+            f"[bold red]error:[/] {count} blocking finding{'s' if count > 1 else ''}: training on this data is "
+            'refused; fix it, or train with --allow-quality-issues --reason "..."',
+            markup=True,
+            highlight=False,
+        )
         raise typer.Exit(QualityError.exit_code)
 
 

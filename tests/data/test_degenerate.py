@@ -200,7 +200,8 @@ def test_infinite_values_at_the_command_line(tmp_path):
     assert checked.returncode == QualityError.exit_code
     first = strict_json(checked.stdout)["findings"][0]
     assert first["message"].startswith("column 'x2' has 3 infinite values")
-    assert checked.stderr == ""  # no overflow warnings either
+    assert checked.stderr.startswith("error: 1 blocking finding:")  # one line saying why; no overflow warnings
+    assert checked.stderr.count("\n") == 1
 
 
 # -- 4. all-missing columns ----------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_all_missing_column_at_the_command_line(tmp_path):
     assert checked.returncode == QualityError.exit_code, checked.stderr
     first = strict_json(checked.stdout)["findings"][0]
     assert first["check"] == "empty_column" and first["columns"] == ["empty"]
-    assert checked.stderr == ""
+    assert checked.stderr.startswith("error: 1 blocking finding:") and checked.stderr.count("\n") == 1
 
 
 # -- 5. nested Parquet ---------------------------------------------------------------------------
