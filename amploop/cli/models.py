@@ -10,7 +10,8 @@ from rich.table import Table
 
 from amploop.cli._common import JsonFlag, app, command, models_app, out, print_json, state
 from amploop.config import AmploopConfig
-from amploop.errors import ConfigError
+from amploop.errors import UsageError
+from amploop.names import MAX_VERSION, check_name, parse_model_ref
 from amploop.registry import Store
 
 # -- models and audit ----------------------------------------------------------------------------
@@ -31,12 +32,23 @@ def show_move(move: Any, as_json: bool) -> None:
 
 
 def version_ref(text: str) -> tuple[str, int]:
-    from amploop.registry.evaluations import parse_model_ref
-
     ref = parse_model_ref(text)
     if ref.version is None:
-        raise ConfigError(f"'{text}': name a version, as NAME:VERSION")
+        raise UsageError(f"'{ref}': name a version, as NAME:VERSION")
     return ref.name, ref.version
+
+
+def iso_time(flag: str, text: str) -> Any:
+    """``text`` as an aware datetime, or a UsageError naming ``flag``."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not an ISO time such as 2026-11-26T14:00:00+00:00") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"{flag} needs a time zone, e.g. 2026-11-26T14:00:00+00:00")
+    return moment
 
 
 @models_app.command("list")
@@ -78,7 +90,7 @@ def models_show(
 ) -> None:
     """A model's versions, or one version with its metrics, files and evaluations."""
     from amploop.registry.aliases import list_aliases
-    from amploop.registry.evaluations import parse_model_ref, resolve_version
+    from amploop.registry.evaluations import resolve_version
 
     ref = parse_model_ref(model)
     with Store.open() as store:
@@ -106,10 +118,15 @@ def models_promote(
     model: Annotated[str, typer.Argument(help="NAME:VERSION")],
     reason: Annotated[str, typer.Option(help="Why; kept in the alias history and the audit log.")],
     alias: Annotated[str, typer.Option(help="champion, challenger, or your own.")] = "champion",
-    force: Annotated[bool, typer.Option("--force", help="Promote although the release gate failed.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Promote although the version failed its gate, was never evaluated, or its files changed."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Point an alias at a version (a version that failed its gate needs --force)."""
+    """Point an alias at an evaluated version whose gate passed (anything else needs --force and --reason)."""
     from amploop.registry.aliases import promote
 
     name, version = version_ref(model)
@@ -130,6 +147,9 @@ def models_rollback(
     """Move an alias back to the version it held before (or to --to)."""
     from amploop.registry.aliases import rollback
 
+    check_name(name)
+    if to is not None and not 1 <= to <= MAX_VERSION:
+        raise UsageError(f"--to {to}: a version is a whole number from 1 to {MAX_VERSION}")
     with Store.open() as store:
         move = rollback(store, name, alias=alias, to=to, reason=reason)
     show_move(move, as_json)
@@ -144,19 +164,13 @@ def models_history(
     as_json: JsonFlag = False,
 ) -> None:
     """Every alias move, with time, actor and reason; or, with --at, the version held at that moment."""
-    from datetime import datetime
-
     from amploop.registry.aliases import alias_at, alias_history
 
+    check_name(name)
+    moment = None if at is None else iso_time("--at", at)
     with Store.open() as store:
         store.get_model_version(name)
-        if at is not None:
-            try:
-                moment = datetime.fromisoformat(at)
-            except ValueError:
-                raise ConfigError(f"--at {at!r} is not an ISO time such as 2026-11-26T14:00:00+00:00") from None
-            if moment.tzinfo is None:
-                raise ConfigError("--at needs a time zone, e.g. 2026-11-26T14:00:00+00:00")
+        if moment is not None:
             version = alias_at(store, name, alias or "champion", moment)
             result: Any = {"name": name, "alias": alias or "champion", "at": moment.isoformat(), "version": version}
             show(result, as_json, f"{name}@{alias or 'champion'} at {at}: {version}")
@@ -224,7 +238,7 @@ def models_card(
 ) -> None:
     """The version's model card, from stored results and project.card in amploop.yaml; kept in the artifacts."""
     if fmt not in ("markdown", "html"):
-        raise ConfigError(f"--format {fmt!r}: use markdown or html")
+        raise UsageError(f"--format {fmt!r}: use markdown or html")
     name, version = version_ref(model)
     with Store.open() as store:
         text, uri = write_model_card(store, state.config(), name, version, fmt)
@@ -258,20 +272,13 @@ def models_export(
 @command
 def audit_command(
     since: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-26T00:00:00+00:00.")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many entries.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the newest this many entries (listed oldest first).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The append-only audit log: who did what, when and why."""
-    from datetime import datetime
-
-    moment = None
-    if since is not None:
-        try:
-            moment = datetime.fromisoformat(since)
-        except ValueError:
-            raise ConfigError(f"--since {since!r} is not an ISO time") from None
-        if moment.tzinfo is None:
-            raise ConfigError("--since needs a time zone, e.g. 2026-11-26T00:00:00+00:00")
+    """The append-only audit log, oldest first: who did what, when and why."""
+    moment = None if since is None else iso_time("--since", since)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit {limit}: show at least 1 entry (the newest N are shown)")
     with Store.open() as store:
         entries = [e.to_dict() for e in store.audit_log(since=moment, limit=limit)]
     if as_json:

@@ -6,25 +6,29 @@ alias and appends its history row and an audit entry. Concurrent promotions ther
 one chain in which every move starts from the version the previous one ended at, and a process
 killed in the middle leaves the alias where it was. "Which version held ``champion`` at time T"
 is the last history row at or before T.
+
+Promotion is guarded: a version must have an evaluation whose gate passed and files that still
+match the SHA-256 stored at registration. ``force=True`` (with the ``reason`` every move needs)
+overrides a failed gate, a missing evaluation or altered files; what was forced past is kept in
+the move's reason, the alias history and the audit entry.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from amploop.errors import ConfigError, GateFailed, ModelNotFound
-from amploop.registry.store import Store, _jsonable
+from amploop.errors import ArtifactError, ConfigError, GateFailed, ModelNotFound
+from amploop.names import check_name
+from amploop.registry.store import ModelVersionRecord, Store, _jsonable, _to_record, version_in_range
 from amploop.registry.tables import Alias, AliasEvent, EvaluationRow, ModelVersionRow, RegisteredModel, utcnow
 from amploop.workspace import current_actor
 
 __all__ = ["AliasMove", "alias_at", "alias_history", "delete_version", "list_aliases", "promote", "rollback"]
-
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,31 @@ def _lock_model(session: Any, name: str) -> RegisteredModel:
     ).scalar_one_or_none()
     if model is None:
         names = list(session.scalars(select(RegisteredModel.name)).all())
-        import difflib
-
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelNotFound(f"no model named '{name}'{hint}", close_matches=close)
     return model
 
 
+def _version_row(session: Any, name: str, version: int) -> ModelVersionRow | None:
+    number = version_in_range(version)
+    if number is None:  # beyond the column's range: no such version, and no query that overflows
+        return None
+    return session.execute(
+        select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == number)
+    ).scalar_one_or_none()
+
+
 def _move(
-    store: Store, session: Any, name: str, alias: str, version: int | None, *, actor: str, reason: str
+    store: Store,
+    session: Any,
+    name: str,
+    alias: str,
+    version: int | None,
+    *,
+    actor: str,
+    reason: str,
+    details: dict[str, Any] | None = None,
 ) -> AliasMove:
     current = session.get(Alias, (name, alias))
     previous = current.version if current is not None else None
@@ -79,7 +98,7 @@ def _move(
         f"{name}@{alias}",
         reason=reason,
         actor=actor,
-        details={"from_version": previous, "to_version": version},
+        details={"from_version": previous, "to_version": version, **(details or {})},
     )
     return AliasMove(name, alias, previous, version, now, actor, reason)
 
@@ -94,40 +113,66 @@ def promote(
     actor: str | None = None,
     force: bool = False,
 ) -> AliasMove:
-    """Point ``alias`` at ``version``. A version whose latest evaluation failed its gate needs ``force``."""
-    if not _ALIAS.match(alias):
-        raise ConfigError(f"alias {alias!r} must start with a letter and hold letters, digits, '_', '.', '-'")
+    """Point ``alias`` at ``version``: refused for a version that was never evaluated, failed its
+    gate, or whose files no longer match their SHA-256, unless ``force`` (the reason is kept)."""
+    check_name(alias, what="alias")
     if not reason.strip():
         raise ConfigError("a promotion needs --reason: it is kept in the alias history and the audit log")
     actor = actor or current_actor()
+    # Files are read and hashed before the write transaction, so the lock is not held over I/O.
+    with store.read() as session:
+        found = _version_row(session, name, version)
+        record = _to_record(ModelVersionRecord, found) if found is not None and found.status == "ready" else None
+    file_problems = store.verify_model_files(record) if record is not None else []
     with store.write() as session:
         _lock_model(session, name)
-        row = session.execute(
-            select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
-        ).scalar_one_or_none()
+        row = _version_row(session, name, version)
         if row is None or row.status != "ready":
             state = "was deleted" if row is not None else "does not exist"
             raise ModelNotFound(f"{name}:{version} {state}; `amploop models show {name}` lists the versions")
         latest = session.scalars(
             select(EvaluationRow)
-            .where(EvaluationRow.model_name == name, EvaluationRow.version == version)
+            .where(EvaluationRow.model_name == name, EvaluationRow.version == row.version)
             .order_by(EvaluationRow.id.desc())
             .limit(1)
         ).first()
-        if latest is not None and not latest.passed and not force:
-            failed = [r["metric"] for r in latest.report.get("verdict", {}).get("rules", []) if r["outcome"] == "fail"]
-            raise GateFailed(
-                f"{name}:{version} failed its release gate ({', '.join(failed)}); promoting it "
-                "anyway needs --force and a --reason"
-            )
+        forced_past = []
+        if file_problems:
+            forced_past.append("altered artifacts")
+            if not force:
+                raise ArtifactError(
+                    f"{name}:{version} cannot be promoted: {'; '.join(file_problems)}; restore the files or "
+                    "register the model again (promoting it anyway needs --force and a --reason)",
+                    problems=file_problems,
+                )
+        if latest is None:
+            forced_past.append("a missing evaluation")
+            if not force:
+                raise GateFailed(
+                    f"{name}:{version} was never evaluated; run `amploop evaluate {name}:{version}` first "
+                    "(promoting it anyway needs --force and a --reason)"
+                )
+        elif not latest.passed:
+            forced_past.append("a failed gate")
+            if not force:
+                rules = latest.report.get("verdict", {}).get("rules", [])
+                failed = [r["metric"] for r in rules if r.get("outcome") == "fail"]
+                raise GateFailed(
+                    f"{name}:{version} failed its release gate ({', '.join(failed)}); promoting it "
+                    "anyway needs --force and a --reason"
+                )
+        details: dict[str, Any] = {"evaluation_id": latest.id if latest is not None else None}
+        if forced_past:
+            details.update(forced=True, forced_past=forced_past, file_problems=file_problems)
         return _move(
             store,
             session,
             name,
             alias,
-            version,
+            row.version,
             actor=actor,
-            reason=reason + (" [forced past a failed gate]" if latest is not None and not latest.passed else ""),
+            reason=reason + (f" [forced past {' and '.join(forced_past)}]" if forced_past else ""),
+            details=details,
         )
 
 
@@ -162,12 +207,10 @@ def rollback(
             )
             if target is None:
                 raise ModelNotFound(f"{name}@{alias} has no earlier version to roll back to; pass --to VERSION")
-        row = session.execute(
-            select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == target)
-        ).scalar_one_or_none()
+        row = _version_row(session, name, target)
         if row is None or row.status != "ready":
             raise ModelNotFound(f"{name}:{target} cannot be rolled back to: it does not exist or was deleted")
-        return _move(store, session, name, alias, target, actor=actor, reason=f"rollback: {reason}")
+        return _move(store, session, name, alias, row.version, actor=actor, reason=f"rollback: {reason}")
 
 
 def alias_history(store: Store, name: str, alias: str | None = None) -> list[AliasMove]:
@@ -205,13 +248,13 @@ def delete_version(store: Store, name: str, version: int, *, reason: str, actor:
         raise ConfigError("deleting a version needs --reason")
     with store.write() as session:
         _lock_model(session, name)
-        holders = session.scalars(select(Alias.alias).where(Alias.model_name == name, Alias.version == version)).all()
-        if holders:
-            raise ConfigError(f"{name}:{version} holds the alias(es) {', '.join(sorted(holders))}; move them first")
-        row = session.execute(
-            select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
-        ).scalar_one_or_none()
+        row = _version_row(session, name, version)
         if row is None or row.status != "ready":
             raise ModelNotFound(f"{name}:{version} does not exist or was already deleted")
+        holders = session.scalars(
+            select(Alias.alias).where(Alias.model_name == name, Alias.version == row.version)
+        ).all()
+        if holders:
+            raise ConfigError(f"{name}:{version} holds the alias(es) {', '.join(sorted(holders))}; move them first")
         row.status = "deleted"
         store._audit(session, "model.delete", f"{name}:{version}", reason=reason, actor=actor)

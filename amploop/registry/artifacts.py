@@ -98,7 +98,11 @@ class ArtifactStore:
         try:
             data = self._fs.cat_file(path)
         except FileNotFoundError:
-            raise ArtifactError(f"artifact {key} is missing under {mask_url(self.root_url)}") from None
+            raise ArtifactError(
+                f"artifact {key} is missing under {mask_url(self.root_url)}: restore it or register the model again",
+                key=key,
+                problem="missing",
+            ) from None
         except OSError as exc:
             raise StoreError(f"cannot read artifact {key}: {exc}") from None
         if expected_sha256 is not None and sha256_bytes(data) != expected_sha256:
@@ -107,6 +111,7 @@ class ArtifactStore:
                 "or corrupted after it was written: restore it or register the model again",
                 key=key,
                 expected_sha256=expected_sha256,
+                problem="altered",
             )
         return data
 

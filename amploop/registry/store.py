@@ -27,9 +27,11 @@ Examples
 from __future__ import annotations
 
 import difflib
-import re
+import operator
+import os
+import socket
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -47,7 +49,8 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import Session
 
 from amploop.data.dataset import Dataset
-from amploop.errors import ConfigError, DatasetNotFound, ModelNotFound, NotFound, StoreError
+from amploop.errors import ArtifactError, DatasetNotFound, ModelNotFound, NotFound, StoreError, UsageError
+from amploop.names import MAX_VERSION, check_name
 from amploop.registry.artifacts import ArtifactStore
 from amploop.registry.tables import (
     VERSION_TABLE,
@@ -75,8 +78,6 @@ __all__ = [
     "load_model_bundle",
 ]
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
 if TYPE_CHECKING:
     from amploop.models.runtime import ModelBundle
 
@@ -84,6 +85,8 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every amploop process on the server.
 _PG_MIGRATION_LOCK_KEY = 0x616D706C6F6F70  # "amploop"
 _SQLITE_BUSY_TIMEOUT_S = 60
+# A LIMIT larger than any table; also keeps a huge --limit from overflowing the driver's integer.
+_MAX_ROWS = 2**62
 
 
 def _jsonable(value: Any) -> Any:
@@ -151,6 +154,8 @@ class RunRecord(_Record):
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    host: str | None = None  # the host and process that own the run (None before schema 0003)
+    pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +379,9 @@ class Store:
             error=None,
             started_at=utcnow(),
             finished_at=None,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            process_start=_process_start(os.getpid()),
         )
         with self.write() as session:
             session.add(row)
@@ -402,16 +410,70 @@ class Store:
         return _to_record(RunRecord, row)
 
     def get_run(self, run_id: str) -> RunRecord:
+        """One run; a ``running`` run whose process on this host is gone reads ``failed``."""
         with self.read() as session:
             row = session.get(RunRow, run_id)
             if row is None:
-                raise NotFound(f"no run {run_id} in the store; `amploop runs` lists them")
-            return _to_record(RunRecord, row)
+                raise NotFound(
+                    f"no run {run_id} in the store; `amploop models lineage NAME:VERSION` shows the run of a version"
+                )
+            record = _to_record(RunRecord, row)
+            stale = _stale_runs([row])
+        if not stale:
+            return record
+        self._fail_stale_runs(stale)
+        with self.read() as session:
+            return _to_record(RunRecord, session.get(RunRow, run_id))
 
     def list_runs(self, *, limit: int = 50) -> list[RunRecord]:
+        """The newest ``limit`` runs, newest first, after :meth:`reap_stale_runs`."""
+        if limit < 1:
+            raise UsageError(f"limit {limit}: ask for at least 1 run")
+        self.reap_stale_runs()
         with self.read() as session:
-            stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)
+            stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(min(limit, _MAX_ROWS))
             return [_to_record(RunRecord, r) for r in session.scalars(stmt).all()]
+
+    def reap_stale_runs(self) -> list[RunRecord]:
+        """Mark ``failed`` every ``running`` run whose process on this host is gone; return them.
+
+        A run killed with SIGKILL (or by the OOM killer, or a reboot) never calls
+        :meth:`finish_run`. Its owner is known by host name, pid and, on Linux, the process's
+        start (pid namespace, boot id, start ticks), so a pid the kernel handed to a newer
+        process does not keep it alive. Runs of other hosts, and of other containers that
+        share this host name, are never touched: their processes cannot be seen from here.
+        Each change is one audit entry (``run.reap``) with the reason.
+        """
+        host = socket.gethostname()
+        with self.read() as session:
+            running = session.scalars(
+                select(RunRow).where(RunRow.status == "running", RunRow.host == host, RunRow.pid.is_not(None))
+            ).all()
+            stale = _stale_runs(running)
+        if not stale:
+            return []
+        reaped = self._fail_stale_runs(stale)
+        return [self.get_run(run_id) for run_id in reaped]
+
+    def _fail_stale_runs(self, stale: Mapping[str, str]) -> list[str]:
+        """Fail the runs in ``stale`` (id -> reason) that are still running; return their ids."""
+        reaped = []
+        with self.write() as session:
+            # Under the write lock, so two readers reaping at once record each run once.
+            rows = session.scalars(
+                select(RunRow).where(RunRow.id.in_(list(stale)), RunRow.status == "running").with_for_update()
+            ).all()
+            for row in rows:
+                row.status, row.error, row.finished_at = "failed", stale[row.id], utcnow()
+                self._audit(
+                    session,
+                    "run.reap",
+                    f"run:{row.id}",
+                    reason=stale[row.id],
+                    details={"kind": row.kind, "host": row.host, "pid": row.pid},
+                )
+                reaped.append(row.id)
+        return reaped
 
     # -- model versions ------------------------------------------------------------------------
 
@@ -432,8 +494,7 @@ class Store:
         ``SELECT ... FOR UPDATE`` on PostgreSQL), so concurrent registrations get 1, 2, 3, ...
         with no gap or duplicate. A failure before the commit leaves no version row behind.
         """
-        if not _MODEL_NAME.match(name):
-            raise ConfigError(f"model name {name!r} must be letters, digits, '_', '.', '-' (at most 128)")
+        check_name(name)
         prefix = f"models/{name}/{uuid.uuid4().hex}"
         digests = {file: self.artifacts.put_bytes(f"{prefix}/{file}", data).sha256 for file, data in files.items()}
         with self.write() as session:
@@ -475,11 +536,14 @@ class Store:
 
     def get_model_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
         """A version of ``name``; the newest ready one when ``version`` is None."""
+        # A number outside the column's 32-bit range names no version; asking the database
+        # would overflow its integer type (an error on PostgreSQL, an OverflowError on SQLite).
+        in_range = version is None or version_in_range(version) is not None
         with self.read() as session:
             stmt = select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.status == "ready")
             if version is not None:
-                stmt = stmt.where(ModelVersionRow.version == version)
-            row = session.scalars(stmt.order_by(ModelVersionRow.version.desc()).limit(1)).first()
+                stmt = stmt.where(ModelVersionRow.version == version_in_range(version))
+            row = session.scalars(stmt.order_by(ModelVersionRow.version.desc()).limit(1)).first() if in_range else None
             if row is not None:
                 return _to_record(ModelVersionRecord, row)
             names = list(session.scalars(select(RegisteredModel.name)).all())
@@ -498,11 +562,26 @@ class Store:
 
     def load_model_files(self, record: ModelVersionRecord) -> dict[str, bytes]:
         """The version's files, each checked against the SHA-256 stored at registration."""
-        prefix = record.artifact_uri.rstrip("/").rsplit("/models/", 1)[-1]
-        return {
-            file: self.artifacts.get_bytes(f"models/{prefix}/{file}", expected_sha256=digest)
-            for file, digest in record.artifacts.items()
-        }
+        files = {}
+        for file, digest in record.artifacts.items():
+            try:
+                files[file] = self.artifacts.get_bytes(_model_file_key(record, file), expected_sha256=digest)
+            except ArtifactError as exc:
+                raise ArtifactError(
+                    f"{record.name}:{record.version}: {exc.message}", **exc.details, file=file
+                ) from None
+        return files
+
+    def verify_model_files(self, record: ModelVersionRecord) -> list[str]:
+        """What is wrong with the version's files (missing, or not matching their SHA-256); [] if nothing."""
+        problems = []
+        for file, digest in sorted(record.artifacts.items()):
+            try:
+                self.artifacts.get_bytes(_model_file_key(record, file), expected_sha256=digest)
+            except ArtifactError as exc:
+                altered = exc.details.get("problem") == "altered"
+                problems.append(f"{file} {'does not match its stored SHA-256' if altered else 'is missing'}")
+        return problems
 
     # -- evaluations ---------------------------------------------------------------------------
 
@@ -547,7 +626,9 @@ class Store:
     def list_evaluations(self, name: str, version: int | None = None) -> list[EvaluationRecord]:
         stmt = select(EvaluationRow).where(EvaluationRow.model_name == name).order_by(EvaluationRow.id)
         if version is not None:
-            stmt = stmt.where(EvaluationRow.version == version)
+            if version_in_range(version) is None:
+                return []
+            stmt = stmt.where(EvaluationRow.version == version_in_range(version))
         with self.read() as session:
             return [_to_record(EvaluationRecord, r) for r in session.scalars(stmt).all()]
 
@@ -599,14 +680,19 @@ class Store:
         return row
 
     def audit_log(self, *, since: datetime | None = None, limit: int | None = None) -> list[AuditEntry]:
-        """Audit entries, oldest first; ``since`` keeps those at or after that moment."""
-        stmt = select(AuditRow).order_by(AuditRow.id)
+        """Audit entries, oldest first; ``since`` keeps those at or after that moment.
+
+        ``limit`` keeps the newest ``limit`` of them, still listed oldest first.
+        """
+        if limit is not None and limit < 1:
+            raise UsageError(f"limit {limit}: ask for at least 1 audit entry")
+        stmt = select(AuditRow).order_by(AuditRow.id.desc())
         if since is not None:
             stmt = stmt.where(AuditRow.at >= since)
         if limit is not None:
-            stmt = stmt.limit(limit)
+            stmt = stmt.limit(min(limit, _MAX_ROWS))
         with self.read() as session:
-            return [_to_record(AuditEntry, r) for r in session.scalars(stmt).all()]
+            return [_to_record(AuditEntry, r) for r in reversed(session.scalars(stmt).all())]
 
 
 # -- engine and migrations ---------------------------------------------------------------------
@@ -712,4 +798,90 @@ def load_model_bundle(store: Store, name: str, version: int | None = None) -> tu
     from amploop.models.runtime import ModelBundle  # torch: imported only when a model is loaded
 
     record = store.get_model_version(name, version)
-    return record, ModelBundle.from_files(store.load_model_files(record))
+    return record, ModelBundle.from_files(store.load_model_files(record), source=f"{record.name}:{record.version}")
+
+
+def version_in_range(version: object) -> int | None:
+    """``version`` as an int when it can be a stored version number (1 to 2**31 - 1), else None."""
+    try:
+        number = operator.index(version)  # int, numpy integers; not floats or strings
+    except TypeError:
+        return None
+    return number if 1 <= number <= MAX_VERSION else None
+
+
+def _model_file_key(record: ModelVersionRecord, file: str) -> str:
+    prefix = record.artifact_uri.rstrip("/").rsplit("/models/", 1)[-1]
+    return f"models/{prefix}/{file}"
+
+
+# -- owners of running runs --------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/PID/stat (state first), or None where there is no such file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2, the command name, is in parentheses and may itself hold spaces and parentheses.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _this_kernel() -> tuple[str, str] | None:
+    """(pid namespace, boot id) of this process on Linux: which pids it can see, and since when."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"; containers have their own
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return namespace.removeprefix("pid:[").removesuffix("]"), boot_id
+
+
+def _process_start(pid: int) -> str | None:
+    """On Linux ``NAMESPACE/BOOT_ID/START_TICKS``: no later process with the same pid has the same one."""
+    kernel, fields = _this_kernel(), _proc_stat(pid)
+    if kernel is None or fields is None or len(fields) < 20:
+        return None
+    return f"{kernel[0]}/{kernel[1]}/{fields[19]}"  # field 22 of proc(5): starttime, clock ticks after boot
+
+
+def _why_gone(pid: int, process_start: str | None, host: str) -> str | None:
+    """Why the process that owned a run no longer runs, or None while it lives or cannot be seen."""
+    if os.name != "posix" or pid <= 0:  # os.kill(pid, 0) only probes on POSIX; pid 0 is a group
+        return None
+    gone = f"process {pid} on host {host} is gone"
+    recorded = process_start.split("/") if process_start else None
+    kernel = _this_kernel()
+    if recorded is not None and len(recorded) == 3 and kernel is not None:
+        if recorded[0] != kernel[0]:  # another container with the same host name: its pids are not ours
+            return None
+        if recorded[1] != kernel[1]:  # no process outlives a restart of its machine
+            return f"{gone} (the host restarted since)"
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent; only whether the pid exists is checked
+    except ProcessLookupError:
+        return gone
+    except PermissionError:
+        pass  # it exists, owned by another user
+    fields = _proc_stat(pid)
+    if fields is None:  # no /proc (macOS): the pid exists, and that is all that can be known
+        return None
+    if fields[0] == "Z":  # killed, not yet waited for by its parent
+        return gone
+    if process_start is not None and _process_start(pid) not in (None, process_start):
+        return f"{gone} (pid {pid} now belongs to a newer process)"
+    return None
+
+
+def _stale_runs(rows: Iterable[RunRow]) -> dict[str, str]:
+    """Run id -> reason, for the running runs among ``rows`` whose process on this host is gone."""
+    host = socket.gethostname()
+    stale = {}
+    for row in rows:
+        if row.status != "running" or row.host != host or row.pid is None:
+            continue
+        reason = _why_gone(row.pid, row.process_start, host)
+        if reason is not None:
+            stale[row.id] = reason
+    return stale

@@ -113,6 +113,11 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The process that owns the run, so that one killed with SIGKILL can be told apart from one
+    # still working (Store.reap_stale_runs). Runs recorded before revision 0003 have none.
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    process_start: Mapped[str | None] = mapped_column(String(128), nullable=True)  # Linux: pid ns/boot id/ticks
 
 
 class RegisteredModel(Base):
@@ -142,7 +147,7 @@ class Alias(Base):
 
     __tablename__ = "aliases"
     model_name: Mapped[str] = mapped_column(ForeignKey("registered_models.name"), primary_key=True)
-    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)  # amploop.names allows 128
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -151,7 +156,7 @@ class AliasEvent(Base):
     __tablename__ = "alias_history"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(255), index=True)
-    alias: Mapped[str] = mapped_column(String(64))
+    alias: Mapped[str] = mapped_column(String(128))
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())

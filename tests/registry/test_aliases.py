@@ -18,9 +18,15 @@ from tests.conftest import run_together, worker_env
 WORKER = Path(__file__).with_name("registry_worker.py")
 
 
-def _register(store: Store, name: str, n: int) -> None:
+PASSED = {"verdict": {"passed": True, "rules": []}, "dataset": {"fingerprint": "f" * 64}}
+
+
+def _register(store: Store, name: str, n: int, *, evaluated: bool = True) -> None:
+    """``n`` versions of ``name``; each with an evaluation that passed its gate, unless ``evaluated=False``."""
     for i in range(n):
-        store.register_model_version(name, {"weights.bin": f"{name}-{i}".encode()})
+        version = store.register_model_version(name, {"weights.bin": f"{name}-{i}".encode()})
+        if evaluated:
+            store.record_evaluation(name, version.version, PASSED)
 
 
 def test_promote_history_point_in_time_and_rollback(workspace):
@@ -67,7 +73,7 @@ def test_bad_moves_are_refused(workspace):
 
 def test_a_version_that_failed_its_gate_needs_force(workspace):
     with Store.open(workspace) as store:
-        _register(store, "churn", 1)
+        _register(store, "churn", 1, evaluated=False)
         failed = {
             "verdict": {"passed": False, "rules": [{"metric": "accuracy", "outcome": "fail"}]},
             "dataset": {"fingerprint": "f" * 64},

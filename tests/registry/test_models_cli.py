@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amploop.errors import ConfigError, ModelNotFound
+from amploop.errors import ConfigError, ModelNotFound, UsageError
 from amploop.registry import Store
 from amploop.workspace import Workspace
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
+PASSED = {"verdict": {"passed": True, "rules": []}, "dataset": {"fingerprint": "f" * 64}}
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -24,6 +25,7 @@ def test_promote_rollback_history_delete_and_audit(tmp_path):
     with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
         for i in range(3):
             store.register_model_version("churn", {"weights.bin": f"w{i}".encode()})
+            store.record_evaluation("churn", i + 1, PASSED)
     first = json.loads(run(home, "models", "promote", "churn:1", "--reason", "baseline", "--json").stdout)
     assert (first["from_version"], first["to_version"], first["actor"]) == (None, 1, "ci-bot")
     run(home, "models", "promote", "churn:2", "--reason", "better", "--json")
@@ -55,6 +57,6 @@ def test_unknown_names_and_bad_times(tmp_path):
         store.register_model_version("churn", {"weights.bin": b"w"})
     missing = run(home, "models", "promote", "chrun:1", "--reason", "typo")
     assert missing.returncode == ModelNotFound.exit_code and "did you mean churn" in missing.stderr
-    assert run(home, "models", "promote", "churn", "--reason", "x").returncode == ConfigError.exit_code
+    assert run(home, "models", "promote", "churn", "--reason", "x").returncode == UsageError.exit_code
     bad_time = run(home, "audit", "--since", "yesterday")
-    assert bad_time.returncode == ConfigError.exit_code and "not an ISO time" in bad_time.stderr
+    assert bad_time.returncode == UsageError.exit_code and "not an ISO time" in bad_time.stderr
