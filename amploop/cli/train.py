@@ -47,6 +47,24 @@ def _without_launcher_flags(argv: list[str]) -> list[str]:
     return kept
 
 
+def check_process_count(processes: int, device: str) -> None:
+    """Refuse more processes than this machine has devices for: one GPU per rank on CUDA, one core per rank on CPU."""
+    import os
+
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if on_cuda:
+        available, what = torch.cuda.device_count(), "CUDA GPUs"
+    else:
+        available, what = os.cpu_count() or 1, "CPU cores"
+    if processes > available:
+        raise ConfigError(
+            f"train.nproc_per_node: {processes} processes but this machine has {available} {what}; "
+            f"use --nproc-per-node {available} or fewer"
+        )
+
+
 def default_model_name(dataset_name: str) -> str:
     """The dataset's name made into a valid model name (``my data.csv`` -> ``my-data``)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", dataset_name).strip("-._")[:MAX_NAME_LENGTH]
@@ -238,6 +256,8 @@ def train_command(
         raise UsageError(f"--nnodes {nnodes[:40]!r}: give a number of machines, as 2, or a range, as 1:4")
     cfg = state.config(overrides)
     processes = cfg.train.nproc_per_node
+    if processes > 1 and not in_torchrun():
+        check_process_count(processes, cfg.train.device)
     if (processes > 1 or nnodes != "1") and not in_torchrun():
         outcome = launch_torchrun(
             _without_launcher_flags(sys.argv[1:]),

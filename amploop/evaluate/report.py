@@ -187,7 +187,10 @@ def render_html(report: dict[str, Any]) -> str:
     template = environment.from_string(
         (resources.files("amploop.evaluate") / "templates" / "report.html.j2").read_text(encoding="utf-8")
     )
-    charts: dict[str, Any] = {}
+    # Every chart the template names, empty when it does not apply (no slice columns, no classes, ...).
+    charts: dict[str, Any] = dict.fromkeys(
+        ("reliability_before", "reliability_after", "confusion", "slices", "corruption"), ""
+    )
     if report.get("calibration"):
         c = report["calibration"]
         charts["reliability_before"] = reliability_svg(

@@ -182,6 +182,7 @@ def test_a_relative_dataset_is_found_again_from_another_directory(project, tmp_p
         (["--seed", "-5"], ConfigError.exit_code, "train.seed"),
         (["--seed", str(2**70)], ConfigError.exit_code, "train.seed"),
         (["--nnodes", "abc"], UsageError.exit_code, "--nnodes 'abc'"),
+        (["--nproc-per-node", "100000"], ConfigError.exit_code, "100000 processes but this machine has"),
         (["--epochs", "many"], UsageError.exit_code, "Invalid value for '--epochs'"),
         (["--no-such-flag"], UsageError.exit_code, "No such option: --no-such-flag"),
     ],
