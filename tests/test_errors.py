@@ -9,7 +9,8 @@ def _all_error_classes():
 def test_every_error_is_an_amploop_error_with_exit_code_and_status():
     for cls in _all_error_classes():
         assert issubclass(cls, AmploopError)
-        assert isinstance(cls.exit_code, int) and cls.exit_code != 2  # 2 is the parser's
+        assert isinstance(cls.exit_code, int)
+        assert cls.exit_code != 2 or cls is errors.UsageError  # 2 is a usage error: the parser's or UsageError
         assert 400 <= cls.http_status < 600
 
 
@@ -25,6 +26,7 @@ def test_leaf_classes_have_distinct_exit_codes_except_not_found_family():
 
 def test_client_errors_are_4xx():
     assert errors.ConfigError.http_status == 400
+    assert errors.UsageError.http_status == 400 and issubclass(errors.UsageError, errors.ConfigError)
     assert errors.SchemaError.http_status == 422
     assert errors.ModelNotFound.http_status == 404
     assert errors.AuthError.http_status == 401
