@@ -11,12 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from amploop.cli._common import JsonFlag, app, command, data_app, err, out, print_json, state, write_atomically
+from amploop.cli._common import JsonFlag, app, command, data_app, err, out, print_json, state
 from amploop.data import builtin_info, builtin_names, load_builtin, open_dataset
 from amploop.data.dataset import Dataset, DatasetSummary
 from amploop.data.quality import QualityReport, check_quality
 from amploop.errors import ConfigError, QualityError
 from amploop.registry import Store, dataset_record
+from amploop.registry.artifacts import write_file_atomically
 
 # -- datasets ----------------------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ def data_datasheet(
     text = render_datasheet(record, sections=sections, quality=quality.to_dict(), fmt=fmt)
     if output is not None:
         try:  # a temporary file beside it, then a rename: readers see the old file or the new one
-            write_atomically(output, text.encode())
+            write_file_atomically(output, text.encode())
         except OSError as exc:
             raise ConfigError(f"--output {output}: cannot write ({exc.strerror or exc}); choose another path") from None
     if as_json:

@@ -83,7 +83,7 @@ class ArtifactStore:
         path = self._path(key)
         try:
             if self.is_local:
-                _atomic_write_local(Path(path), data)
+                write_file_atomically(Path(path), data, create_parents=True)
             else:
                 self._fs.pipe_file(path, data)
         except OSError as exc:
@@ -128,8 +128,10 @@ class ArtifactStore:
         return sorted(str(PurePosixPath(p).relative_to(PurePosixPath(base))) for p in found)
 
 
-def _atomic_write_local(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_file_atomically(path: Path, data: bytes, *, create_parents: bool = False) -> None:
+    """Write a local file whole or not at all: a synced temporary file beside it, renamed over it."""
+    if create_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as fh:
