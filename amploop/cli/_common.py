@@ -138,9 +138,12 @@ def report_error_object(error: dict[str, Any], exit_code: int, as_json: bool) ->
     A torchrun worker started by ``amploop train --nproc-per-node`` hands it to the launcher,
     which prints it once for the whole job; under a torchrun the user started, rank 0 prints.
     """
-    from amploop.train.distributed import record_worker_error
+    if os.environ.get("AMPLOOP_ERROR_DIR"):  # a worker of amploop's own launcher (torch is loaded already)
+        from amploop.train.distributed import record_worker_error
 
-    if record_worker_error(error, exit_code) or not speaks():
+        if record_worker_error(error, exit_code):
+            return exit_code
+    if not speaks():
         return exit_code
     if as_json:
         print_json(error)
