@@ -31,7 +31,7 @@ import operator
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -52,6 +52,7 @@ from amploop.data.dataset import Dataset
 from amploop.errors import ArtifactError, DatasetNotFound, ModelNotFound, NotFound, StoreError, UsageError
 from amploop.names import MAX_VERSION, check_name
 from amploop.registry.artifacts import ArtifactStore
+from amploop.registry.owners import process_start, stale_runs
 from amploop.registry.tables import (
     VERSION_TABLE,
     AliasEvent,
@@ -381,7 +382,7 @@ class Store:
             finished_at=None,
             host=socket.gethostname(),
             pid=os.getpid(),
-            process_start=_process_start(os.getpid()),
+            process_start=process_start(os.getpid()),
         )
         with self.write() as session:
             session.add(row)
@@ -418,7 +419,7 @@ class Store:
                     f"no run {run_id} in the store; `amploop models lineage NAME:VERSION` shows the run of a version"
                 )
             record = _to_record(RunRecord, row)
-            stale = _stale_runs([row])
+            stale = stale_runs([row])
         if not stale:
             return record
         self._fail_stale_runs(stale)
@@ -449,7 +450,7 @@ class Store:
             running = session.scalars(
                 select(RunRow).where(RunRow.status == "running", RunRow.host == host, RunRow.pid.is_not(None))
             ).all()
-            stale = _stale_runs(running)
+            stale = stale_runs(running)
         if not stale:
             return []
         reaped = self._fail_stale_runs(stale)
@@ -813,75 +814,3 @@ def version_in_range(version: object) -> int | None:
 def _model_file_key(record: ModelVersionRecord, file: str) -> str:
     prefix = record.artifact_uri.rstrip("/").rsplit("/models/", 1)[-1]
     return f"models/{prefix}/{file}"
-
-
-# -- owners of running runs --------------------------------------------------------------------
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3 onwards of /proc/PID/stat (state first), or None where there is no such file."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 2, the command name, is in parentheses and may itself hold spaces and parentheses.
-    return stat[stat.rfind(")") + 2 :].split()
-
-
-def _this_kernel() -> tuple[str, str] | None:
-    """(pid namespace, boot id) of this process on Linux: which pids it can see, and since when."""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"; containers have their own
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-    return namespace.removeprefix("pid:[").removesuffix("]"), boot_id
-
-
-def _process_start(pid: int) -> str | None:
-    """On Linux ``NAMESPACE/BOOT_ID/START_TICKS``: no later process with the same pid has the same one."""
-    kernel, fields = _this_kernel(), _proc_stat(pid)
-    if kernel is None or fields is None or len(fields) < 20:
-        return None
-    return f"{kernel[0]}/{kernel[1]}/{fields[19]}"  # field 22 of proc(5): starttime, clock ticks after boot
-
-
-def _why_gone(pid: int, process_start: str | None, host: str) -> str | None:
-    """Why the process that owned a run no longer runs, or None while it lives or cannot be seen."""
-    if os.name != "posix" or pid <= 0:  # os.kill(pid, 0) only probes on POSIX; pid 0 is a group
-        return None
-    gone = f"process {pid} on host {host} is gone"
-    recorded = process_start.split("/") if process_start else None
-    kernel = _this_kernel()
-    if recorded is not None and len(recorded) == 3 and kernel is not None:
-        if recorded[0] != kernel[0]:  # another container with the same host name: its pids are not ours
-            return None
-        if recorded[1] != kernel[1]:  # no process outlives a restart of its machine
-            return f"{gone} (the host restarted since)"
-    try:
-        os.kill(pid, 0)  # signal 0: nothing is sent; only whether the pid exists is checked
-    except ProcessLookupError:
-        return gone
-    except PermissionError:
-        pass  # it exists, owned by another user
-    fields = _proc_stat(pid)
-    if fields is None:  # no /proc (macOS): the pid exists, and that is all that can be known
-        return None
-    if fields[0] == "Z":  # killed, not yet waited for by its parent
-        return gone
-    if process_start is not None and _process_start(pid) not in (None, process_start):
-        return f"{gone} (pid {pid} now belongs to a newer process)"
-    return None
-
-
-def _stale_runs(rows: Iterable[RunRow]) -> dict[str, str]:
-    """Run id -> reason, for the running runs among ``rows`` whose process on this host is gone."""
-    host = socket.gethostname()
-    stale = {}
-    for row in rows:
-        if row.status != "running" or row.host != host or row.pid is None:
-            continue
-        reason = _why_gone(row.pid, row.process_start, host)
-        if reason is not None:
-            stale[row.id] = reason
-    return stale
