@@ -21,16 +21,24 @@ def _untracked(root):
     return {line[3:] for line in done.stdout.splitlines() if line.startswith("?? ")}
 
 
+# Ignored by git so a stray one is never committed, and so looked for by name here.
+_IGNORED_OUTPUTS = ("mlruns", ".amploop")
+
+
 def pytest_sessionstart(session):
     session.config._untracked_before = _untracked(session.config.rootpath)
+    session.config._ignored_before = {n for n in _IGNORED_OUTPUTS if (session.config.rootpath / n).exists()}
 
 
 def pytest_sessionfinish(session, exitstatus):
+    root = session.config.rootpath
+    ignored_before = getattr(session.config, "_ignored_before", set())
+    new_ignored = [n for n in _IGNORED_OUTPUTS if n not in ignored_before and (root / n).exists()]
     before = getattr(session.config, "_untracked_before", None)
-    after = _untracked(session.config.rootpath) if before is not None else None
+    after = _untracked(root) if before is not None else None
     if before is None or after is None:
-        return
-    new = sorted(after - before)
+        after = before = set()
+    new = sorted(after - before) + [f"{n}/" for n in new_ignored]
     if new:
         shown = ", ".join(new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
         print(f"\nerror: the tests wrote into the source tree: {shown}")

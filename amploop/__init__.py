@@ -6,6 +6,11 @@ machine with only torch and numpy does not pull in the database and web stack.
 >>> import amploop
 >>> amploop.load_builtin("mnist5k").n_rows
 5000
+
+The stages, each a function that takes plain inputs and returns a typed result with
+``to_dict()`` (what ``--json`` prints): :func:`check_quality`, :func:`train_version`,
+:func:`evaluate_version`, :func:`promote`, :func:`rollback`, :func:`write_model_card` and
+:func:`load_model` (a :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``).
 """
 
 from __future__ import annotations
@@ -32,8 +37,13 @@ _EXPORTS = {
     "SchemaError": "amploop.errors",
     "StoreError": "amploop.errors",
     "TrainingError": "amploop.errors",
+    "UsageError": "amploop.errors",
     # configuration and workspace
     "AmploopConfig": "amploop.config",
+    "DataConfig": "amploop.config",
+    "EvaluateConfig": "amploop.config",
+    "ModelConfig": "amploop.config",
+    "TrainConfig": "amploop.config",
     "load_config": "amploop.config",
     "Workspace": "amploop.workspace",
     # data
@@ -47,9 +57,24 @@ _EXPORTS = {
     "infer_schema": "amploop.data",
     "load_builtin": "amploop.data",
     "open_dataset": "amploop.data",
+    "QualityReport": "amploop.data.quality",
+    "check_quality": "amploop.data.quality",
+    # models
+    "Predictor": "amploop.models.runtime",
     # registry
     "ArtifactStore": "amploop.registry",
     "Store": "amploop.registry",
+    # the stages, as the CLI, the server and the loop call them
+    "TrainOutcome": "amploop.registry.training",
+    "train_version": "amploop.registry.training",
+    "EvaluationOutcome": "amploop.registry.evaluations",
+    "evaluate_version": "amploop.registry.evaluations",
+    "AliasMove": "amploop.registry.aliases",
+    "promote": "amploop.registry.aliases",
+    "rollback": "amploop.registry.aliases",
+    "ModelCard": "amploop.registry.cards",
+    "write_model_card": "amploop.registry.cards",
+    "load_model": "amploop.registry.loading",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -69,7 +94,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from amploop.config import AmploopConfig, load_config
+    from amploop.config import AmploopConfig, DataConfig, EvaluateConfig, ModelConfig, TrainConfig, load_config
     from amploop.data import (
         Dataset,
         FeatureEncoder,
@@ -82,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         load_builtin,
         open_dataset,
     )
+    from amploop.data.quality import QualityReport, check_quality
     from amploop.errors import (
         AmploopError,
         ArtifactError,
@@ -98,6 +124,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SchemaError,
         StoreError,
         TrainingError,
+        UsageError,
     )
+    from amploop.models.runtime import Predictor
     from amploop.registry import ArtifactStore, Store
+    from amploop.registry.aliases import AliasMove, promote, rollback
+    from amploop.registry.cards import ModelCard, write_model_card
+    from amploop.registry.evaluations import EvaluationOutcome, evaluate_version
+    from amploop.registry.loading import load_model
+    from amploop.registry.training import TrainOutcome, train_version
     from amploop.workspace import Workspace

@@ -112,6 +112,9 @@ class TrainConfig(_Section):
     nproc_per_node: int = Field(1, ge=1)  # processes per machine (torchrun) for data parallelism
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
+    max_nonfinite_steps: int = Field(5, ge=1)  # non-finite losses in a row before training stops
+    channels_last: Literal["auto", "on", "off"] = "auto"  # memory format; auto: conv nets on CUDA
+    collective_timeout_s: float = Field(300.0, gt=0)  # how long a DDP collective waits for a lost rank
 
     @field_validator("device")
     @classmethod

@@ -35,6 +35,8 @@ True
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "StoreError",
     "TrainingError",
     "UsageError",
+    "close_matches",
 ]
 
 
@@ -170,3 +173,17 @@ class InputTooLarge(AmploopError):
 
     exit_code = 14
     http_status = 413
+
+
+def close_matches(word: str, choices: Iterable[str]) -> tuple[list[str], str]:
+    """Up to three of ``choices`` that look like ``word``, and the hint that names them.
+
+    The hint is ``"did you mean a, b? "`` (ready to put before the list of valid values) or ``""``.
+
+    >>> close_matches("adlt", ["adult", "mnist5k"])
+    (['adult'], 'did you mean adult? ')
+    >>> close_matches("zzz", ["adult"])
+    ([], '')
+    """
+    found = difflib.get_close_matches(word, list(choices), n=3)
+    return found, (f"did you mean {', '.join(found)}? " if found else "")

@@ -31,8 +31,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from amploop.config import TrainConfig
 from amploop.models.zoo import ModelSpec, build_model, count_parameters
-from amploop.train.loop import TrainData, TrainSettings, train_model
+from amploop.train.loop import train_model
+from amploop.train.tensors import TrainData
 from amploop.train.throughput import count_training_flops, peak_tflops, transformer_flops_per_token
 
 
@@ -178,7 +180,7 @@ def accelerate_run(w, device, data, warmup, steps) -> dict[str, Any] | None:
 
 def amploop_run(w, device, data, warmup, steps, flops) -> dict[str, Any]:
     torch.manual_seed(0)
-    settings = TrainSettings(
+    settings = TrainConfig(
         precision="auto",
         compile="auto",
         epochs=10**6,

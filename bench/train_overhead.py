@@ -18,11 +18,14 @@ import time
 import torch
 import torch.nn.functional as F
 
+from amploop.config import AmploopConfig, TrainConfig
 from amploop.data import load_builtin
+from amploop.data.splits import prepare_splits
 from amploop.models.zoo import build_model
-from amploop.train.fit import fit, prepare_splits, to_tensors
-from amploop.train.loop import TrainSettings, train_model
+from amploop.train.fit import fit
+from amploop.train.loop import train_model
 from amploop.train.precision import resolve_precision
+from amploop.train.tensors import to_tensors
 
 
 def hand_written(model, data, steps, batch_size, lr, precision, seed) -> float:
@@ -70,11 +73,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # one thread: less scheduler jitter between the paired rounds
 
     adult = load_builtin("adult")
-    reference = fit(adult, architecture="mlp", settings=TrainSettings(epochs=1, max_steps=1))
+    reference = fit(adult, AmploopConfig(train=TrainConfig(epochs=1, max_steps=1)))
     plan = prepare_splits(adult, validation_fraction=0.1, test_fraction=0.2, seed=0)
     data = to_tensors(plan.train, reference.encoder, reference.labels)
     precision = resolve_precision(args.precision, "cpu")
-    settings = TrainSettings(
+    settings = TrainConfig(
         precision=args.precision,
         epochs=100,
         batch_size=args.batch_size,

@@ -7,36 +7,54 @@ import amploop
 def test_public_names_are_pinned():
     assert amploop.__all__ == [
         "__version__",
+        "AliasMove",
         "AmploopConfig",
         "AmploopError",
         "ArtifactError",
         "ArtifactStore",
         "AuthError",
         "ConfigError",
+        "DataConfig",
         "DataError",
         "Dataset",
         "DatasetNotFound",
+        "EvaluateConfig",
+        "EvaluationOutcome",
         "FeatureEncoder",
         "GateFailed",
         "InputTooLarge",
         "LabelEncoder",
+        "ModelCard",
+        "ModelConfig",
         "ModelNotFound",
         "NotFound",
         "PermissionDenied",
+        "Predictor",
         "QualityError",
+        "QualityReport",
         "Schema",
         "SchemaError",
         "Store",
         "StoreError",
+        "TrainConfig",
+        "TrainOutcome",
         "TrainingError",
+        "UsageError",
         "Workspace",
         "builtin_names",
+        "check_quality",
+        "evaluate_version",
         "fingerprint",
         "from_numpy",
         "infer_schema",
         "load_builtin",
         "load_config",
+        "load_model",
         "open_dataset",
+        "promote",
+        "rollback",
+        "train_version",
+        "write_model_card",
     ]
 
 
@@ -62,3 +80,31 @@ def test_importing_the_package_pulls_in_no_heavy_stack():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_stage_functions_are_the_ones_the_cli_calls():
+    from amploop.registry import aliases, cards, evaluations, loading, training
+
+    assert amploop.train_version is training.train_version
+    assert amploop.evaluate_version is evaluations.evaluate_version
+    assert amploop.promote is aliases.promote and amploop.rollback is aliases.rollback
+    assert amploop.write_model_card is cards.write_model_card
+    assert amploop.load_model is loading.load_model
+
+
+def test_nothing_below_the_cli_imports_it():
+    import ast
+    from pathlib import Path
+
+    root = Path(amploop.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("cli", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{relative}: {n}" for n in names if n == "amploop.cli" or n.startswith("amploop.cli.")]
+    assert offenders == []

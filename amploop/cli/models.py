@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from amploop.cli._common import JsonFlag, app, command, models_app, out, print_json, state
-from amploop.config import AmploopConfig
 from amploop.errors import UsageError
 from amploop.names import MAX_VERSION, check_name, parse_model_ref
 from amploop.registry import Store
@@ -215,20 +214,6 @@ def models_lineage(model: Annotated[str, typer.Argument(help="NAME:VERSION")], a
     show(facts, as_json)
 
 
-def write_model_card(store: Store, cfg: AmploopConfig, name: str, version: int, fmt: str) -> tuple[str, str]:
-    """Render the card from stored facts and keep it in the artifacts; return (text, uri)."""
-    from amploop.registry.cards import render_model_card
-    from amploop.registry.lineage import lineage
-
-    facts = lineage(store, name, version)
-    evaluations = store.list_evaluations(name, version)
-    facts["latest_report"] = evaluations[-1].report if evaluations else None
-    text = render_model_card(facts, text=cfg.project.card, project=cfg.project.model_dump(), fmt=fmt)
-    suffix = "md" if fmt == "markdown" else "html"
-    ref = store.artifacts.put_bytes(f"models/{name}/cards/{name}-{version}.{suffix}", text.encode())
-    return text, ref.uri
-
-
 @models_app.command("card")
 @command
 def models_card(
@@ -237,17 +222,17 @@ def models_card(
     as_json: JsonFlag = False,
 ) -> None:
     """The version's model card, from stored results and project.card in amploop.yaml; kept in the artifacts."""
-    if fmt not in ("markdown", "html"):
-        raise UsageError(f"--format {fmt!r}: use markdown or html")
+    from amploop.registry.cards import write_model_card
+
     name, version = version_ref(model)
     with Store.open() as store:
-        text, uri = write_model_card(store, state.config(), name, version, fmt)
+        card = write_model_card(store, name, version, config=state.config(), fmt=fmt)
     if as_json:
-        print_json({"name": name, "version": version, "format": fmt, "uri": uri})
+        print_json(card.to_dict())
     elif fmt == "markdown":
-        sys.stdout.write(text)
+        sys.stdout.write(card.text)
     else:
-        out.print(f"model card: {uri}", highlight=False)
+        out.print(f"model card: {card.uri}", highlight=False)
 
 
 @models_app.command("export")

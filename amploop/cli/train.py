@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from amploop.cli._common import JsonFlag, app, bench_app, command, out, print_json, report_error_object, state
-from amploop.config import AmploopConfig
-from amploop.data import builtin_names, open_dataset
-from amploop.data.quality import check_quality
-from amploop.errors import ConfigError, DatasetNotFound, QualityError, UsageError
-from amploop.names import MAX_NAME_LENGTH, check_name
-from amploop.registry import Store, dataset_record
+from amploop.data import open_dataset
+from amploop.errors import UsageError
 
 # -- train -------------------------------------------------------------------------------------
 
@@ -45,159 +38,6 @@ def _without_launcher_flags(argv: list[str]) -> list[str]:
             continue
         kept.append(arg)
     return kept
-
-
-def check_process_count(processes: int, device: str) -> None:
-    """Refuse more processes than this machine has devices for: one GPU per rank on CUDA, one core per rank on CPU."""
-    import os
-
-    import torch
-
-    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if on_cuda:
-        available, what = torch.cuda.device_count(), "CUDA GPUs"
-    else:
-        available, what = os.cpu_count() or 1, "CPU cores"
-    if processes > available:
-        raise ConfigError(
-            f"train.nproc_per_node: {processes} processes but this machine has {available} {what}; "
-            f"use --nproc-per-node {available} or fewer"
-        )
-
-
-def default_model_name(dataset_name: str) -> str:
-    """The dataset's name made into a valid model name (``my data.csv`` -> ``my-data``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", dataset_name).strip("-._")[:MAX_NAME_LENGTH]
-    return cleaned or "model"
-
-
-def run_training(
-    cfg: AmploopConfig,
-    *,
-    checkpoint_dir: str | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    allow_quality_issues: bool = False,
-    reason: str | None = None,
-    exclude_suspicious: bool = False,
-) -> dict[str, Any] | None:
-    """Train as the config says; on rank 0 record the run, datasets and model version. Rank 0's result."""
-    from amploop.train.checkpoint import CheckpointManager
-    from amploop.train.distributed import setup_distributed, teardown_distributed
-    from amploop.train.fit import bundle_from_fit, fit
-    from amploop.train.loop import TrainSettings
-    from amploop.workspace import Workspace, code_version
-
-    if allow_quality_issues and not (reason and reason.strip()):
-        raise ConfigError('--allow-quality-issues needs --reason "why this data may be used"; it goes to the audit log')
-    source = cfg.data.source or "adult"
-    try:
-        dataset = open_dataset(source, target=cfg.data.target)
-    except DatasetNotFound as exc:  # here the dataset is a setting: say which one
-        raise ConfigError(f"data.source: {exc.message}", **exc.details) from None
-    if source not in builtin_names():  # a file: record where it is, so any directory can find it again
-        data = cfg.data.model_copy(update={"source": str(Path(source).expanduser().resolve())})
-        cfg = cfg.model_copy(update={"data": data})
-    name = check_name(cfg.model.name or default_model_name(dataset.name))  # before any path is built from it
-    workspace = Workspace.from_env()
-    checkpoints = workspace.home / "checkpoints"
-    folder = Path(checkpoint_dir) if checkpoint_dir else checkpoints / name
-    if not checkpoint_dir and folder.resolve().parent != checkpoints.resolve():
-        raise ConfigError(f"model name {name!r} does not make a folder inside {checkpoints}; choose another name")
-    if not resume:
-        CheckpointManager(folder).check_owned()  # a folder with other files is refused, untouched
-    fields = cfg.train.model_dump(exclude={"nproc_per_node"})
-    settings = TrainSettings(**fields, checkpoint_dir=str(folder), resume=resume, progress=progress)
-    quality = check_quality(
-        dataset, slice_columns=cfg.data.slice_columns, label_issues=exclude_suspicious, seed=cfg.train.seed
-    )
-    if quality.blocking and not allow_quality_issues:
-        first = quality.blocking[0]
-        more = f" (and {len(quality.blocking) - 1} more)" if len(quality.blocking) > 1 else ""
-        raise QualityError(
-            f'training refused: {first.message}{more}; fix the data, or pass --allow-quality-issues --reason "..."',
-            findings=[f.message for f in quality.blocking],
-        )
-    exclude = np.array([r.row for r in quality.suspicious_rows], dtype=np.int64) if exclude_suspicious else None
-    ctx = setup_distributed(settings.device, timeout_s=settings.collective_timeout_s)
-    store = Store.open(workspace) if ctx.is_main else None
-    run = None
-    try:
-        if store is not None:
-            run = store.start_run(
-                "train",
-                config=cfg.to_dict(),
-                dataset_fingerprints={"source": dataset.fingerprint},
-                code_version=code_version(),
-            )
-            if quality.blocking:  # allowed above, with a reason: keep both
-                store.append_audit(
-                    "train.quality_override",
-                    f"dataset:{dataset.fingerprint}",
-                    reason=reason or "",
-                    details={"run_id": run.id, "findings": [f.message for f in quality.blocking]},
-                )
-        result = fit(
-            dataset,
-            architecture=cfg.model.architecture,
-            settings=settings,
-            options=cfg.model.options,
-            validation_fraction=cfg.data.validation_fraction,
-            test_fraction=cfg.data.test_fraction,
-            impute_missing=cfg.data.impute_missing,
-            ctx=ctx,
-            exclude=exclude,
-        )
-        if store is None or run is None:
-            return None
-        trained = result.train_result
-        for part in (dataset, result.splits.train, result.splits.validation, result.splits.test):
-            store.record_dataset(dataset_record(part))
-        fingerprints = {
-            "source": dataset.fingerprint,
-            "train": result.splits.train.fingerprint,
-            "validation": result.splits.validation.fingerprint,
-            "test": result.splits.test.fingerprint,
-        }
-        summary = {
-            **result.metrics,
-            "precision": trained.precision.mode,
-            "precision_reason": trained.precision.reason,
-            "samples_per_s": trained.throughput.samples_per_s,
-            "quality": quality.counts(),
-            "excluded_suspicious_rows": 0 if exclude is None else len(exclude),
-        }
-        with store.write() as session:  # the run's fingerprints are final only now
-            from amploop.registry.tables import RunRow
-
-            session.get(RunRow, run.id).dataset_fingerprints = fingerprints
-        store.finish_run(run.id, metrics=summary, timings={"seconds": trained.seconds, **trained.throughput.to_dict()})
-        bundle = bundle_from_fit(result)
-        if result.task == "classification":  # temperature scaling, fitted on the validation rows
-            from amploop.evaluate.calibration import temperature_for_fit
-
-            bundle = dataclasses.replace(bundle, temperature=temperature_for_fit(result))
-        version = store.register_model_version(name, bundle.to_files(), run_id=run.id, metrics=result.metrics)
-        return {
-            "run_id": run.id,
-            "model": {"name": version.name, "version": version.version, "artifact_uri": version.artifact_uri},
-            "metrics": result.metrics,
-            "precision": trained.precision.to_dict(),
-            "throughput": trained.throughput.to_dict(),
-            "samples_per_s": trained.throughput.samples_per_s,
-            "data": fingerprints,
-            "quality": quality.counts(),
-            "excluded_suspicious_rows": 0 if exclude is None else len(exclude),
-            "train": trained.to_dict(),
-        }
-    except BaseException as exc:
-        if store is not None and run is not None:
-            store.finish_run(run.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    finally:
-        if store is not None:
-            store.close()
-        teardown_distributed(ctx)
 
 
 @app.command("train")
@@ -234,7 +74,8 @@ def train_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model, record the run, and register the result as a new model version."""
-    from amploop.train.distributed import in_torchrun, launch_torchrun
+    from amploop.registry.training import train_version
+    from amploop.train.distributed import check_process_count, in_torchrun, launch_torchrun
 
     overrides = {
         "data.source": dataset,
@@ -271,7 +112,7 @@ def train_command(
         if outcome.error is not None:  # the failing worker's error, printed once for the whole job
             raise typer.Exit(report_error_object(outcome.error["error"], outcome.error["exit_code"], as_json))
         raise typer.Exit(outcome.exit_code)
-    result = run_training(
+    outcome = train_version(
         cfg,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
@@ -280,12 +121,12 @@ def train_command(
         reason=reason,
         exclude_suspicious=exclude_suspicious,
     )
-    if result is None:  # ranks other than 0 print nothing
+    if outcome is None:  # ranks other than 0 print nothing
         return
     if as_json:
-        print_json(result)
+        print_json(outcome.to_dict())
         return
-    render_training(result)
+    render_training(outcome.to_dict())
 
 
 def render_training(result: dict[str, Any]) -> None:
@@ -318,21 +159,14 @@ def bench_precision(
     as_json: JsonFlag = False,
 ) -> None:
     """Train the same model under several precisions and compare speed, memory, accuracy, agreement."""
+    from amploop.config import TrainConfig
     from amploop.train.compare import compare_precisions
-    from amploop.train.loop import TrainSettings
 
     options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
     checked = state.config({f"train.{k}": v for k, v in {**options, "device": device}.items()}).train  # same rules
-    settings = TrainSettings(
-        epochs=checked.epochs,
-        batch_size=checked.batch_size,
-        learning_rate=checked.learning_rate,
-        seed=checked.seed,
-        device=checked.device,
-        early_stopping_patience=None,
-    )
+    config = TrainConfig(**{k: getattr(checked, k) for k in (*options, "device")}, early_stopping_patience=None)
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
-    comparison = compare_precisions(open_dataset(dataset), architecture=model, modes=wanted, settings=settings)
+    comparison = compare_precisions(open_dataset(dataset), architecture=model, modes=wanted, config=config)
     if as_json:
         print_json(comparison.to_dict())
         return

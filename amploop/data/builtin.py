@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -25,7 +24,7 @@ import pandas as pd
 import yaml
 
 from amploop.data.dataset import Dataset
-from amploop.errors import DatasetNotFound
+from amploop.errors import DatasetNotFound, close_matches
 
 __all__ = ["BuiltinInfo", "builtin_info", "builtin_names", "load_builtin"]
 
@@ -88,8 +87,7 @@ def builtin_names() -> list[str]:
 
 def _unknown(name: str) -> DatasetNotFound:
     names = builtin_names()
-    close = difflib.get_close_matches(name, names, n=3)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
+    close, hint = close_matches(name, names)
     return DatasetNotFound(
         f"no built-in dataset '{name}'; {hint}built-in datasets: {', '.join(names)}",
         close_matches=close,

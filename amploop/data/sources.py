@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import re
 import zipfile
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from amploop.data.builtin import builtin_names, load_builtin
 from amploop.data.dataset import Dataset
-from amploop.errors import DataError, DatasetNotFound, SchemaError
+from amploop.errors import DataError, DatasetNotFound, SchemaError, close_matches
 
 __all__ = ["from_numpy", "open_dataset", "read_csv", "read_numpy", "read_parquet"]
 
@@ -47,8 +46,7 @@ def open_dataset(ref: str | Path, *, target: str | None = None) -> Dataset:
         return dataset
     path = Path(text)
     if not path.exists():
-        close = difflib.get_close_matches(text, builtin_names(), n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        close, hint = close_matches(text, builtin_names())
         raise DatasetNotFound(
             f"'{text}' is neither a file nor a built-in dataset; {hint}built-in datasets: {', '.join(builtin_names())}",
             close_matches=close,

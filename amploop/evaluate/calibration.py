@@ -161,9 +161,20 @@ class CalibrationSummary:
 
 
 def calibration_summary(
-    y: np.ndarray, logits: np.ndarray, temperature: float, *, n_bins: int = 15
+    y: np.ndarray,
+    logits: np.ndarray,
+    temperature: float,
+    *,
+    n_bins: int = 15,
+    calibrated: np.ndarray | None = None,
 ) -> CalibrationSummary:
-    before, after = softmax(logits), apply_temperature(logits, temperature)
+    """Calibration of ``softmax(logits)`` before and ``softmax(logits / temperature)`` after scaling.
+
+    ``calibrated``: the scaled probabilities when the caller already holds them (the served
+    outputs), so they are not computed twice.
+    """
+    before = softmax(logits)
+    after = calibrated if calibrated is not None else apply_temperature(logits, temperature)
     return CalibrationSummary(
         temperature=temperature,
         ece_before=expected_calibration_error(y, before, n_bins=n_bins),
@@ -181,7 +192,8 @@ def calibration_summary(
 
 def temperature_for_fit(result: FitResult) -> float:
     """Fit the temperature of a freshly trained classifier on its validation rows."""
-    from amploop.train.fit import model_logits, to_tensors
+    from amploop.train.fit import model_logits
+    from amploop.train.tensors import to_tensors
 
     data = to_tensors(result.splits.validation, result.encoder, result.labels)
     return fit_temperature(model_logits(result.model, data, result.train_result.precision), data.targets.numpy())

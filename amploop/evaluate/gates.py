@@ -1,8 +1,9 @@
 """Release gates: a policy of thresholds turned into a verdict with one line per rule.
 
-A rule names a gate metric and a bound (``min`` or ``max``). Its outcome is ``pass``, ``fail``,
-or ``skipped`` when the value cannot be computed (no champion to compare with, say); a skipped
-rule does not fail the gate, and the verdict says why it was skipped.
+A rule names a gate metric and a bound (``min`` or ``max``), as a mapping such as
+``{"metric": "ece", "max": 0.05}`` or as an :class:`amploop.config.GateRuleConfig`. Its outcome
+is ``pass``, ``fail``, or ``skipped`` when the value cannot be computed (no champion to compare
+with, say); a skipped rule does not fail the gate, and the verdict says why it was skipped.
 
 Examples
 --------
@@ -10,12 +11,14 @@ Examples
 ...                      {"accuracy": 0.852, "ece": 0.071})
 >>> verdict.passed, [(r.metric, r.outcome) for r in verdict.rules]
 (False, [('accuracy', 'pass'), ('ece', 'fail')])
+>>> [r.metric for r in verdict.failed_rules()]
+['ece']
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from amploop.errors import ConfigError
@@ -66,15 +69,29 @@ class RuleOutcome:
 
 @dataclass(frozen=True)
 class GateVerdict:
+    """The gate's outcome: one :class:`RuleOutcome` per rule, and the values they were judged on."""
+
     passed: bool
     rules: list[RuleOutcome]
+    values: dict[str, float | None] = field(default_factory=dict)  # every gate metric computed (None: skipped)
 
     @property
     def verdict(self) -> str:
         return "pass" if self.passed else "fail"
 
+    def failed_rules(self) -> list[RuleOutcome]:
+        return [r for r in self.rules if r.outcome == "fail"]
+
+    def skipped_rules(self) -> list[RuleOutcome]:
+        return [r for r in self.rules if r.outcome == "skipped"]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "verdict": self.verdict, "rules": [r.to_dict() for r in self.rules]}
+        return {
+            "passed": self.passed,
+            "verdict": self.verdict,
+            "rules": [r.to_dict() for r in self.rules],
+            "values": dict(self.values),
+        }
 
 
 def _rule_fields(rule: Any) -> tuple[str, float | None, float | None]:
@@ -98,6 +115,7 @@ def check_policy(rules: Sequence[Any]) -> None:
 def apply_gate(
     rules: Sequence[Any], values: Mapping[str, float | None], skipped_reasons: Mapping[str, str] | None = None
 ) -> GateVerdict:
+    """Judge ``values`` by ``rules``; a rule whose value is missing or NaN is skipped, with the reason given."""
     check_policy(rules)
     outcomes = []
     for rule in rules:
@@ -111,4 +129,4 @@ def apply_gate(
         ok = value >= threshold if comparison == ">=" else value <= threshold
         reason = f"{metric} = {value:.4f} {'meets' if ok else 'misses'} {comparison} {threshold:g}"
         outcomes.append(RuleOutcome(metric, comparison, threshold, float(value), "pass" if ok else "fail", reason))
-    return GateVerdict(passed=all(o.outcome != "fail" for o in outcomes), rules=outcomes)
+    return GateVerdict(passed=all(o.outcome != "fail" for o in outcomes), rules=outcomes, values=dict(values))

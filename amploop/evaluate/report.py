@@ -8,10 +8,14 @@ multi-megabyte script for four small charts).
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+
+if TYPE_CHECKING:
+    from amploop.evaluate.evaluation import EvaluationReport
 
 __all__ = ["render_html"]
 
@@ -181,8 +185,14 @@ def corruption_svg(clean: float, corruptions: list[dict[str, Any]], metric: str)
     return "".join(parts)
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report page: verdict first, then the evidence."""
+def render_html(report: EvaluationReport | Mapping[str, Any]) -> str:
+    """The report page: verdict first, then the evidence.
+
+    ``report``: an :class:`~amploop.evaluate.evaluation.EvaluationReport` or its ``to_dict()``
+    form (as the store keeps it).
+    """
+    if not isinstance(report, Mapping):
+        report = report.to_dict()
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(
         (resources.files("amploop.evaluate") / "templates" / "report.html.j2").read_text(encoding="utf-8")

@@ -15,7 +15,6 @@ classes and the metric difference.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,11 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from amploop.data.dataset import Dataset
 from amploop.models.runtime import ModelBundle, Predictor
 
-__all__ = ["CorruptionResult", "ParityResult", "corruption_results", "precision_parity"]
+__all__ = ["CorruptionResult", "ParityResult", "RobustnessReport", "corruption_results", "precision_parity"]
 
 TABLE_CORRUPTIONS: dict[str, tuple[float, ...]] = {"feature_noise": (0.1, 0.5, 1.0), "missing_values": (0.1, 0.3)}
 IMAGE_CORRUPTIONS: dict[str, tuple[float, ...]] = {
@@ -47,6 +47,22 @@ class CorruptionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """The clean metric and one :class:`CorruptionResult` per corruption and level."""
+
+    clean_metric: float
+    corruptions: list[CorruptionResult]
+
+    @property
+    def largest_drop(self) -> float | None:
+        """The worst drop over the suite (the ``corruption_drop`` gate metric); None for an empty suite."""
+        return max((c.drop for c in self.corruptions), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clean_metric": self.clean_metric, "corruptions": [c.to_dict() for c in self.corruptions]}
 
 
 @dataclass(frozen=True)
@@ -127,11 +143,22 @@ def _image_corruption(kind: str, level: float, images: np.ndarray, rng: np.rando
 
 
 def corruption_results(
-    predictor: Predictor, dataset: Dataset, labels: np.ndarray, *, seed: int = 0
-) -> tuple[float, list[CorruptionResult]]:
-    """The clean metric and the metric under every corruption and level."""
+    predictor: Predictor,
+    dataset: Dataset,
+    labels: np.ndarray,
+    *,
+    clean_outputs: np.ndarray | None = None,
+    seed: int = 0,
+) -> RobustnessReport:
+    """The clean metric and the metric under every corruption and level.
+
+    ``clean_outputs``: the predictor's outputs on the uncorrupted rows when the caller already
+    holds them; only the corrupted inputs then go through the model.
+    """
     bundle = predictor.bundle
-    clean = _score(bundle, predictor.predict_outputs(dataset.table, dataset.arrays), labels)
+    if clean_outputs is None:
+        clean_outputs = predictor.predict_outputs(dataset.table, dataset.arrays)
+    clean = _score(bundle, clean_outputs, labels)
     results: list[CorruptionResult] = []
     sign = 1.0 if bundle.task == "classification" else -1.0
 
@@ -154,7 +181,7 @@ def corruption_results(
                 rng = np.random.default_rng(seed)
                 table = _table_corruption(kind, level, dataset.table, columns, encoder.numeric_columns_, rng)
                 record(kind, level, predictor.predict_outputs(table, dataset.arrays, validate=False))
-    return clean, results
+    return RobustnessReport(clean, results)
 
 
 def precision_parity(
@@ -163,14 +190,22 @@ def precision_parity(
     labels: np.ndarray,
     *,
     precisions: tuple[str, ...] = ("bf16", "fp16", "int8"),
-    reference: Callable[[], np.ndarray] | None = None,
+    reference: np.ndarray | None = None,
+    module: nn.Module | None = None,
 ) -> list[ParityResult]:
-    """Agreement with fp32 and metric difference for each lower precision, on the same rows."""
-    base = reference() if reference is not None else Predictor(bundle).predict_outputs(dataset.table, dataset.arrays)
+    """Agreement with fp32 and metric difference for each lower precision, on the same rows.
+
+    ``reference``: the fp32 outputs (served probabilities, or values) when the caller already
+    holds them; ``module``: the user's own ``nn.Module`` for a ``custom`` model.
+    """
+    base = reference
+    if base is None:
+        base = Predictor(bundle, module=module).predict_outputs(dataset.table, dataset.arrays)
     base_metric = _score(bundle, base, labels)
     results = []
     for precision in precisions:
-        outputs = Predictor(bundle, precision=precision).predict_outputs(dataset.table, dataset.arrays)
+        predictor = Predictor(bundle, precision=precision, module=module)
+        outputs = predictor.predict_outputs(dataset.table, dataset.arrays)
         if bundle.task == "classification":
             agreement = float(np.mean(outputs.argmax(1) == base.argmax(1)))
         else:

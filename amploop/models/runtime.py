@@ -1,193 +1,126 @@
-"""A trained model with its encoder, saved as files and loaded back for batched prediction.
+"""The one batched inference path: encoded rows → model outputs, under a chosen precision.
 
-A :class:`ModelBundle` is three files: ``model.safetensors`` (weights), ``model.json``
-(architecture, options, input spec, task, class names, the training schema) and
-``encoder.json`` (the fitted feature encoder). The registry stores them with their SHA-256;
-:class:`Predictor` turns a bundle into batched predictions under a chosen precision, and is
-what evaluation, serving and monitoring all use.
-
-Loading checks more than the registry's SHA-256 can: a digest only proves the bytes are the
-ones registered, not that they are a model. :meth:`ModelBundle.from_files` therefore validates
-``model.json`` field by field, reads the weights as safetensors only (nothing is unpickled),
-and compares every tensor's name and shape with the architecture built on the ``meta`` device
-(no memory is allocated), so a damaged or forged file is an :class:`ArtifactError` naming the
-version and the file, never a traceback from deep inside torch.
+:func:`batched_outputs` is the only loop in amploop that runs a model over rows for inference:
+training's validation, evaluation, the precision experiment and serving all go through it.
+:class:`Predictor` turns a :class:`~amploop.models.bundle.ModelBundle` into predictions
+(schema check → encoding → batched forward in fp32, bf16, fp16 or int8 → calibrated probabilities).
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from amploop.errors import ArtifactError, ConfigError, SchemaError
-from amploop.models.zoo import ModelSpec, build_model
+from amploop.errors import ConfigError
+from amploop.models.bundle import ModelBundle
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from amploop.data import FeatureEncoder
+    from amploop.data import EncodedBatch
 
-__all__ = ["BUNDLE_FORMAT", "INFERENCE_PRECISIONS", "ModelBundle", "Predictor"]
+__all__ = [
+    "INFERENCE_PRECISIONS",
+    "ModelBundle",
+    "Predictor",
+    "batched_outputs",
+    "model_inputs",
+    "model_outputs",
+    "to_device",
+]
 
 INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
-BUNDLE_FORMAT = 1
-WEIGHTS, META, ENCODER = "model.safetensors", "model.json", "encoder.json"
-_RESTORE = "the stored file is damaged or was replaced: restore it or register the model again"
+
+def model_inputs(batch: EncodedBatch) -> dict[str, torch.Tensor]:
+    """The tensors a built-in architecture reads: ``numeric``, ``categorical`` and, for images, ``image``."""
+    inputs = {"numeric": torch.from_numpy(batch.numeric), "categorical": torch.from_numpy(batch.categorical)}
+    for position, (name, images) in enumerate(batch.images.items()):
+        inputs["image" if position == 0 else name] = torch.from_numpy(images)
+    return inputs
 
 
-class _SpecFile(BaseModel):
-    """``spec`` in model.json: the shapes the architecture is built for."""
-
-    model_config = ConfigDict(extra="forbid")
-    n_numeric: int = Field(0, ge=0)
-    cardinalities: list[int] = []
-    image_shape: list[int] | None = None
-    n_outputs: int = Field(1, ge=1)
-    vocab_size: int | None = Field(None, ge=1)
-    block_size: int | None = Field(None, ge=1)
-
-    @field_validator("cardinalities", "image_shape")
-    @classmethod
-    def _positive(cls, sizes: list[int] | None) -> list[int] | None:
-        if sizes is not None and any(size < 1 for size in sizes):
-            raise ValueError("every size must be at least 1")
-        return sizes
+def to_device(tensors: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Each tensor on ``device``; to CUDA through pinned memory, so the copy overlaps compute."""
+    pin = device.type == "cuda"
+    return {
+        k: (v.pin_memory() if pin and v.device.type == "cpu" else v).to(device, non_blocking=pin)
+        for k, v in tensors.items()
+    }
 
 
-class _MetaFile(BaseModel):
-    """model.json, as :meth:`ModelBundle.to_files` writes it."""
+def batched_outputs(
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    *,
+    batch_size: int = 1024,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The model's outputs, batch by batch: ``(rows, outputs)`` with outputs as float32 on the model's device.
 
-    model_config = ConfigDict(extra="forbid")
-    format: int
-    architecture: str
-    options: dict[str, Any]
-    spec: _SpecFile
-    task: Literal["classification", "regression"]
-    target: str
-    classes: list[str] | None
-    table_schema: dict[str, Any] = Field(alias="schema")
-    trained_precision: str = "fp32"
-    temperature: float = 1.0
+    The one inference loop of amploop: training's validation, evaluation, the precision experiment
+    and serving all run through it. ``inputs`` holds tensors with rows first (on any device); the
+    model runs in eval mode without gradients under ``autocast``, and goes back to the mode it had.
+    """
+    # int8 (dynamically quantized) linear layers hold packed weights, not parameters: CPU then
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    rows = len(next(iter(inputs.values()))) if inputs else 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, rows, batch_size):
+                part = slice(start, min(start + batch_size, rows))
+                batch = to_device({k: v[part] for k, v in inputs.items()}, device)
+                with autocast():
+                    outputs = model(batch)
+                yield part, outputs.float()
+    finally:
+        model.train(was_training)
 
-    @field_validator("temperature")
-    @classmethod
-    def _finite_positive(cls, value: float) -> float:
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError("must be a finite number above 0")
-        return value
 
-
-@dataclass(frozen=True)
-class ModelBundle:
-    architecture: str
-    options: dict[str, Any]
-    spec: ModelSpec
-    task: str
-    target: str
-    classes: list[str] | None
-    schema: dict[str, Any]  # the feature schema requests are validated against
-    encoder_json: str
-    weights: dict[str, torch.Tensor]
-    trained_precision: str = "fp32"
-    temperature: float = 1.0  # fitted on validation data; divides the logits (temperature scaling)
-
-    def to_files(self) -> dict[str, bytes]:
-        meta = {
-            "format": BUNDLE_FORMAT,
-            "architecture": self.architecture,
-            "options": self.options,
-            "spec": self.spec.to_dict(),
-            "task": self.task,
-            "target": self.target,
-            "classes": self.classes,
-            "schema": self.schema,
-            "trained_precision": self.trained_precision,
-            "temperature": self.temperature,
-        }
-        weights = {k: v.detach().contiguous().cpu() for k, v in self.weights.items()}
-        return {
-            WEIGHTS: save_safetensors(weights),
-            META: json.dumps(meta, sort_keys=True).encode(),
-            ENCODER: self.encoder_json.encode(),
-        }
-
-    @classmethod
-    def from_files(cls, files: dict[str, bytes], *, source: str = "model bundle") -> ModelBundle:
-        """The bundle in ``files``; anything malformed is an :class:`ArtifactError` naming ``source`` and the file.
-
-        ``source`` says whose files these are in messages, e.g. ``"adult:3"``.
-        """
-        missing = [f for f in (WEIGHTS, META, ENCODER) if f not in files]
-        if missing:
-            raise ArtifactError(f"{source}: model files missing: {', '.join(missing)}; {_RESTORE}", source=source)
-        meta = _read_meta(files[META], source)
-        if meta.format != BUNDLE_FORMAT:
-            raise ArtifactError(
-                f"{source}: {META} has format {meta.format}, this amploop reads format {BUNDLE_FORMAT}; "
-                "retrain the model with this amploop version",
-                source=source,
-                file=META,
-            )
-        spec = ModelSpec.from_dict(meta.spec.model_dump())
-        encoder_json = _read_encoder(files[ENCODER], source)
-        try:
-            weights = load_safetensors(files[WEIGHTS])
-        except SafetensorError as exc:
-            raise ArtifactError(
-                f"{source}: {WEIGHTS} is not a valid safetensors file ({_one_line(exc)}); {_RESTORE}",
-                source=source,
-                file=WEIGHTS,
-            ) from None
-        _check_weights_fit(meta.architecture, spec, meta.options, weights, source)
-        return cls(
-            architecture=meta.architecture,
-            options=meta.options,
-            spec=spec,
-            task=meta.task,
-            target=meta.target,
-            classes=meta.classes,
-            schema=meta.table_schema,
-            encoder_json=encoder_json,
-            weights=weights,
-            trained_precision=meta.trained_precision,
-            temperature=meta.temperature,
-        )
-
-    def build(self) -> nn.Module:
-        model = build_model(self.architecture, self.spec, self.options)
-        model.load_state_dict(self.weights)
-        return model.eval()
-
-    def encoder(self) -> FeatureEncoder:
-        from amploop.data import FeatureEncoder
-
-        return FeatureEncoder.from_json(self.encoder_json)
+def model_outputs(
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    *,
+    batch_size: int = 1024,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """Every row's outputs from :func:`batched_outputs`, joined, as float32 on the CPU."""
+    parts = [out.cpu() for _, out in batched_outputs(model, inputs, batch_size=batch_size, autocast=autocast)]
+    return torch.cat(parts) if parts else torch.zeros(0)
 
 
 class Predictor:
-    """Batched inference for a bundle: validate, encode, forward under the chosen precision."""
+    """Batched inference for a bundle: validate, encode, forward under the chosen precision.
+
+    ``predict(frame)`` gives class names (or values), ``predict_outputs`` calibrated class
+    probabilities, ``logits`` raw outputs. Rows are checked against the training schema first.
+    """
 
     def __init__(
-        self, bundle: ModelBundle, *, precision: str = "fp32", device: str = "cpu", batch_size: int = 1024
+        self,
+        bundle: ModelBundle,
+        *,
+        precision: str = "fp32",
+        device: str = "cpu",
+        batch_size: int = 1024,
+        module: nn.Module | None = None,
+        reference: str | None = None,
     ) -> None:
         if precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"unknown inference precision '{precision}'; valid: {', '.join(INFERENCE_PRECISIONS)}")
         self.bundle = bundle
+        self.reference = reference  # the registered version, "NAME:VERSION", when loaded from the registry
         self.precision = precision
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.model = bundle.build().to(self.device)
+        self.model = bundle.build(module).to(self.device)
         if precision == "int8":
             self.model = _quantize_int8(self.model)
         self.encoder_ = bundle.encoder()
@@ -195,11 +128,9 @@ class Predictor:
 
         self.schema_ = Schema.from_dict(bundle.schema)
 
-    def _autocast(self) -> Any:
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if dtype is None:
-            import contextlib
-
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
@@ -213,22 +144,10 @@ class Predictor:
         if validate:
             self.schema_.validate(table, arrays, ignore=[self.bundle.target])
         batch = self.encoder_.transform(table, arrays)
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(batch), self.batch_size):
-                stop = start + self.batch_size
-                inputs = {
-                    "numeric": torch.from_numpy(batch.numeric[start:stop]).to(self.device),
-                    "categorical": torch.from_numpy(batch.categorical[start:stop]).to(self.device),
-                }
-                for images in batch.images.values():
-                    inputs["image"] = torch.from_numpy(images[start:stop]).to(self.device)
-                with self._autocast():
-                    out = self.model(inputs).float()
-                outputs.append(out if self.bundle.task == "classification" else out.squeeze(-1))
-        if not outputs:
+        if len(batch) == 0:
             return np.zeros((0, self.bundle.spec.n_outputs) if self.bundle.task == "classification" else (0,))
-        return torch.cat(outputs).cpu().numpy()
+        outputs = model_outputs(self.model, model_inputs(batch), batch_size=self.batch_size, autocast=self._autocast)
+        return (outputs if self.bundle.task == "classification" else outputs.squeeze(-1)).numpy()
 
     def predict_outputs(
         self,
@@ -253,81 +172,6 @@ class Predictor:
         if self.bundle.task == "classification" and self.bundle.classes is not None:
             return [self.bundle.classes[i] for i in outputs.argmax(-1)]
         return outputs.tolist()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _read_meta(data: bytes, source: str) -> _MetaFile:
-    try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(
-            f"{source}: {META} is not valid JSON ({_one_line(exc)}); {_RESTORE}", source=source, file=META
-        ) from None
-    if not isinstance(raw, dict):
-        raise ArtifactError(f"{source}: {META} must hold a JSON object; {_RESTORE}", source=source, file=META)
-    try:
-        return _MetaFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ArtifactError(
-            f"{source}: {META} field {where}: {first['msg']}; {_RESTORE}", source=source, file=META
-        ) from None
-
-
-def _read_encoder(data: bytes, source: str) -> str:
-    from amploop.data import FeatureEncoder
-
-    try:
-        text = data.decode()
-        FeatureEncoder.from_json(text)
-    except SchemaError as exc:  # a format from another amploop version
-        raise ArtifactError(f"{source}: {ENCODER}: {exc.message}", source=source, file=ENCODER) from None
-    # json, missing keys, values of the wrong type: every way a damaged file fails to parse
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ArtifactError(
-            f"{source}: {ENCODER} is not a valid feature encoder ({type(exc).__name__}: {_one_line(exc)}); {_RESTORE}",
-            source=source,
-            file=ENCODER,
-        ) from None
-    return text
-
-
-def _check_weights_fit(
-    architecture: str, spec: ModelSpec, options: dict[str, Any], weights: dict[str, torch.Tensor], source: str
-) -> None:
-    """Every tensor the architecture needs, with its shape, and nothing else; else ArtifactError."""
-    try:
-        with torch.device("meta"):  # shapes only: parameters get no memory and no initial values
-            expected = {k: tuple(v.shape) for k, v in build_model(architecture, spec, options).state_dict().items()}
-    except (ConfigError, TypeError, ValueError, OverflowError, RuntimeError) as exc:
-        message = exc.message if isinstance(exc, ConfigError) else _one_line(exc)
-        raise ArtifactError(
-            f"{source}: {META} does not describe a model amploop can build ({message}); {_RESTORE}",
-            source=source,
-            file=META,
-        ) from None
-    got = {k: tuple(v.shape) for k, v in weights.items()}
-    problems = [f"{k} is missing" for k in sorted(expected.keys() - got.keys())]
-    problems += [f"{k} is not part of the model" for k in sorted(got.keys() - expected.keys())]
-    problems += [
-        f"{k} has shape {list(got[k])}, the model needs {list(expected[k])}"
-        for k in sorted(expected.keys() & got.keys())
-        if got[k] != expected[k]
-    ]
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ArtifactError(
-            f"{source}: {WEIGHTS} does not fit the {architecture} architecture in {META}: {problems[0]}{more}; "
-            f"{_RESTORE}",
-            source=source,
-            file=WEIGHTS,
-            problems=problems[:20],
-        )
 
 
 def _quantize_int8(model: nn.Module) -> nn.Module:

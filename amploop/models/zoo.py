@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from amploop.errors import ConfigError
 
-__all__ = ["ARCHITECTURES", "ModelSpec", "build_model", "count_parameters"]
+__all__ = ["ARCHITECTURES", "CUSTOM_ARCHITECTURE", "ModelSpec", "build_model", "count_parameters"]
 
 
 @dataclass(frozen=True)
@@ -299,12 +299,16 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet": ResNet,
     "gpt": GPT,
 }
+CUSTOM_ARCHITECTURE = "custom"  # a user's own nn.Module; loading it needs an instance of its class
 IMAGE_ARCHITECTURES = frozenset({"cnn", "resnet"})
 TABLE_ARCHITECTURES = frozenset({"mlp", "tabular"})
 
 
 def build_model(name: str, spec: ModelSpec, options: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate a built-in architecture; unknown names or options are ConfigErrors."""
+    if name == CUSTOM_ARCHITECTURE:
+        wanted = (options or {}).get("class", "your own model class")
+        raise ConfigError(f"this model is a custom {wanted}; pass module= with a new instance of that class to load it")
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown model '{name}'; valid: {', '.join(ARCHITECTURES)}")
     try:

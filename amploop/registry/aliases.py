@@ -15,16 +15,17 @@ the move's reason, the alias history and the audit entry.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from amploop.errors import ArtifactError, ConfigError, GateFailed, ModelNotFound
+from amploop.errors import ArtifactError, ConfigError, GateFailed, ModelNotFound, close_matches
 from amploop.names import check_name
-from amploop.registry.store import ModelVersionRecord, Store, _jsonable, _to_record, version_in_range
+from amploop.registry.model_versions import version_in_range
+from amploop.registry.records import ModelVersionRecord, jsonable, to_record
+from amploop.registry.store import Store
 from amploop.registry.tables import Alias, AliasEvent, EvaluationRow, ModelVersionRow, RegisteredModel, utcnow
 from amploop.workspace import current_actor
 
@@ -42,7 +43,7 @@ class AliasMove:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dict(self.__dict__))
+        return jsonable(dict(self.__dict__))
 
 
 def _lock_model(session: Any, name: str) -> RegisteredModel:
@@ -51,9 +52,8 @@ def _lock_model(session: Any, name: str) -> RegisteredModel:
     ).scalar_one_or_none()
     if model is None:
         names = list(session.scalars(select(RegisteredModel.name)).all())
-        close = difflib.get_close_matches(name, names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelNotFound(f"no model named '{name}'{hint}", close_matches=close)
+        close, hint = close_matches(name, names)
+        raise ModelNotFound(f"no model named '{name}'; {hint}`amploop models list` lists them", close_matches=close)
     return model
 
 
@@ -122,7 +122,7 @@ def promote(
     # Files are read and hashed before the write transaction, so the lock is not held over I/O.
     with store.read() as session:
         found = _version_row(session, name, version)
-        record = _to_record(ModelVersionRecord, found) if found is not None and found.status == "ready" else None
+        record = to_record(ModelVersionRecord, found) if found is not None and found.status == "ready" else None
     file_problems = store.verify_model_files(record) if record is not None else []
     with store.write() as session:
         _lock_model(session, name)

@@ -8,14 +8,27 @@ text wins). A section nobody wrote says so rather than being left out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from amploop.registry.store import DatasetRecord
+from amploop.errors import UsageError
+from amploop.registry.records import DatasetRecord
 
-__all__ = ["CARD_TEXT_FIELDS", "DATASHEET_SECTIONS", "render_datasheet", "render_model_card"]
+if TYPE_CHECKING:
+    from amploop.config import AmploopConfig
+    from amploop.registry.store import Store
+
+__all__ = [
+    "CARD_TEXT_FIELDS",
+    "DATASHEET_SECTIONS",
+    "ModelCard",
+    "render_datasheet",
+    "render_model_card",
+    "write_model_card",
+]
 
 DATASHEET_SECTIONS = ("motivation", "composition", "collection", "preprocessing", "uses", "distribution", "maintenance")
 
@@ -45,7 +58,7 @@ def render_datasheet(
         return _template("datasheet.md.j2", html=False).render(**context)
     if fmt == "html":
         return _template("datasheet.html.j2", html=True).render(**context)
-    raise ValueError(f"unknown datasheet format {fmt!r}; use markdown or html")
+    raise UsageError(f"unknown datasheet format {fmt!r}; use markdown or html")
 
 
 CARD_TEXT_FIELDS = ("intended_use", "out_of_scope", "factors", "ethical_considerations", "caveats", "recommendations")
@@ -72,4 +85,37 @@ def render_model_card(
         return _template("model_card.md.j2", html=False).render(**context)
     if fmt == "html":
         return _template("model_card.html.j2", html=True).render(**context)
-    raise ValueError(f"unknown card format {fmt!r}; use markdown or html")
+    raise UsageError(f"unknown card format {fmt!r}; use markdown or html")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A rendered model card and where it is kept in the artifacts."""
+
+    name: str
+    version: int
+    format: str  # markdown or html
+    text: str
+    uri: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "format": self.format, "uri": self.uri}
+
+
+def write_model_card(
+    store: Store, name: str, version: int, *, config: AmploopConfig | None = None, fmt: str = "markdown"
+) -> ModelCard:
+    """Render the version's card from stored facts (lineage, latest evaluation) and ``project.card``; keep it."""
+    from amploop.config import AmploopConfig
+    from amploop.registry.lineage import lineage
+
+    if fmt not in ("markdown", "html"):
+        raise UsageError(f"--format {fmt!r}: use markdown or html")
+    config = config or AmploopConfig()
+    facts = lineage(store, name, version)
+    evaluations = store.list_evaluations(name, version)
+    facts["latest_report"] = evaluations[-1].report if evaluations else None
+    text = render_model_card(facts, text=config.project.card, project=config.project.model_dump(), fmt=fmt)
+    suffix = "md" if fmt == "markdown" else "html"
+    ref = store.artifacts.put_bytes(f"models/{name}/cards/{name}-{version}.{suffix}", text.encode())
+    return ModelCard(name=name, version=version, format=fmt, text=text, uri=ref.uri)

@@ -9,15 +9,21 @@ scoring other rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from amploop.config import AmploopConfig
 from amploop.data import builtin_info, builtin_names, open_dataset
 from amploop.data.dataset import Dataset
 from amploop.errors import DataError, ModelNotFound
 from amploop.evaluate.evaluation import EvaluationReport, evaluate_model
 from amploop.evaluate.report import render_html
 from amploop.names import ModelRef, parse_model_ref
-from amploop.registry.store import EvaluationRecord, ModelVersionRecord, Store, load_model_bundle
+from amploop.registry.model_versions import load_model_bundle
+from amploop.registry.records import EvaluationRecord, ModelVersionRecord
+from amploop.registry.store import Store
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["EvaluationOutcome", "ModelRef", "evaluate_version", "parse_model_ref", "resolve_version"]
 
@@ -36,7 +42,7 @@ def resolve_version(store: Store, ref: ModelRef) -> ModelVersionRecord:
 
 def holdout_dataset(store: Store, record: ModelVersionRecord) -> Dataset:
     """The version's test rows, rebuilt from its run and checked against the stored fingerprint."""
-    from amploop.train.fit import prepare_splits
+    from amploop.data.splits import prepare_splits
 
     if record.run_id is None:
         raise DataError(f"{record.name}:{record.version} has no training run on record; pass --data")
@@ -77,23 +83,32 @@ def default_slice_columns(dataset: Dataset, configured: list[str]) -> list[str]:
 
 
 def evaluate_version(
-    store: Store,
     reference: str,
+    config: AmploopConfig | None = None,
     *,
-    data: str | None = None,
-    slice_columns: list[str] | None = None,
-    gate: list[Any] | None = None,
-    min_slice_size: int = 30,
-    bootstrap_samples: int = 1000,
-    confidence_level: float = 0.95,
-    parity_precisions: tuple[str, ...] = ("bf16", "fp16", "int8"),
-    robustness: bool = True,
+    store: Store | None = None,
+    data: str | Dataset | None = None,
+    module: nn.Module | None = None,
     actor: str | None = None,
 ) -> EvaluationOutcome:
-    """Evaluate a stored version and keep the report (JSON in the store, HTML in the artifacts)."""
+    """Evaluate a stored version (``NAME``, ``NAME:V`` or ``NAME@ALIAS``) and keep the report.
+
+    The data is ``data`` (a built-in name, a file or a :class:`Dataset`) or else the version's own
+    test rows, rebuilt from its run. ``config`` supplies ``evaluate:`` (gate, intervals, parity,
+    robustness) and ``data.slice_columns``. The report is stored as JSON in the store and as an
+    HTML page in the artifacts. ``module`` is needed only for a model trained from a user's own
+    ``nn.Module`` (a new instance of that class); ``store`` defaults to the workspace's.
+    """
+    if store is None:
+        with Store.open() as opened:
+            return evaluate_version(reference, config, store=opened, data=data, module=module, actor=actor)
+    config = config or AmploopConfig()
     record = resolve_version(store, parse_model_ref(reference))
     _, bundle = load_model_bundle(store, record.name, record.version)
-    dataset = open_dataset(data, target=bundle.target) if data else holdout_dataset(store, record)
+    if isinstance(data, Dataset):
+        dataset = data
+    else:
+        dataset = open_dataset(data, target=bundle.target) if data else holdout_dataset(store, record)
     champion = None
     no_champion = "no champion to compare with: this would be the first"
     champion_version = store.alias_version(record.name, "champion")
@@ -106,17 +121,12 @@ def evaluate_version(
         bundle,
         dataset,
         model={"name": record.name, "version": record.version},
-        slice_columns=default_slice_columns(dataset, slice_columns or []),
-        gate=gate,
-        min_slice_size=min_slice_size,
-        bootstrap_samples=bootstrap_samples,
-        confidence_level=confidence_level,
-        parity_precisions=parity_precisions,
-        robustness=robustness,
+        config=config.evaluate,
+        slice_columns=default_slice_columns(dataset, list(config.data.slice_columns)),
         champion=champion,
         no_champion_reason=no_champion,
+        module=module,
     )
-    stored = store.record_evaluation(
-        record.name, record.version, report.to_dict(), html=render_html(report.to_dict()).encode(), actor=actor
-    )
+    flat = report.to_dict()
+    stored = store.record_evaluation(record.name, record.version, flat, html=render_html(flat).encode(), actor=actor)
     return EvaluationOutcome(record, report, stored)

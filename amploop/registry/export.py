@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from amploop.errors import AmploopError, ConfigError
-from amploop.models.runtime import ModelBundle
-from amploop.registry.store import Store, load_model_bundle
+from amploop.models.bundle import ModelBundle
+from amploop.registry.model_versions import load_model_bundle
+from amploop.registry.store import Store
 
 __all__ = ["ExportResult", "export_version"]
 

@@ -7,16 +7,16 @@ the bf16 row is kept and marked slower, so the trade-off is visible rather than 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from amploop.config import AmploopConfig, ModelConfig, TrainConfig
 from amploop.errors import ConfigError
-from amploop.train.fit import fit, to_tensors
-from amploop.train.loop import TrainSettings
+from amploop.train.fit import FitResult, fit, model_logits
 from amploop.train.precision import PRECISIONS, cpu_has_native_bf16
+from amploop.train.tensors import to_tensors
 
 if TYPE_CHECKING:
     from amploop.data import Dataset
@@ -53,17 +53,9 @@ class PrecisionComparison:
         }
 
 
-def _predictions(result: Any, dataset: Dataset, mode_autocast: Any) -> np.ndarray:
+def _predictions(result: FitResult) -> np.ndarray:
     data = to_tensors(result.splits.test, result.encoder, result.labels)
-    model = result.model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(data), 1024):
-            inputs, _ = data.batch(torch.arange(start, min(start + 1024, len(data))), device)
-            with mode_autocast():
-                outputs.append(model(inputs).float().argmax(-1).cpu())
-    return torch.cat(outputs).numpy()
+    return model_logits(result.model, data, result.train_result.precision).argmax(-1)
 
 
 def compare_precisions(
@@ -71,7 +63,7 @@ def compare_precisions(
     *,
     architecture: str,
     modes: list[str],
-    settings: TrainSettings,
+    config: TrainConfig,
     options: dict[str, Any] | None = None,
 ) -> PrecisionComparison:
     """Train once per mode from the same seed and compare (fp32 is always run as the reference)."""
@@ -81,9 +73,13 @@ def compare_precisions(
     ordered = ["fp32", *[m for m in modes if m != "fp32"]]
     results, predictions = {}, {}
     for mode in ordered:
-        result = fit(dataset, architecture=architecture, settings=replace(settings, precision=mode), options=options)
+        run = AmploopConfig(
+            model=ModelConfig(architecture=architecture, options=options or {}),
+            train=config.model_copy(update={"precision": mode}),
+        )
+        result = fit(dataset, run)
         results[mode] = result
-        predictions[mode] = _predictions(result, dataset, result.train_result.precision.autocast)
+        predictions[mode] = _predictions(result)
     reference = results["fp32"].train_result
     rows = []
     for mode in ordered:
@@ -120,7 +116,7 @@ def compare_precisions(
         dataset=dataset.name,
         architecture=architecture,
         device=str(reference.precision.device_type),
-        seed=settings.seed,
+        seed=config.seed,
         steps=reference.steps,
         rows=rows,
     )

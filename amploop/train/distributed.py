@@ -26,7 +26,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "LaunchOutcome", "launch_torchrun", "setup_distributed", "teardown_distributed"]
+from amploop.errors import ConfigError
+
+__all__ = [
+    "DistributedContext",
+    "LaunchOutcome",
+    "check_process_count",
+    "launch_torchrun",
+    "setup_distributed",
+    "teardown_distributed",
+]
 
 ERROR_DIR_ENV = "AMPLOOP_ERROR_DIR"
 
@@ -74,8 +83,6 @@ def _pick_device(request: str, local_rank: int) -> torch.device:
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if request.startswith("cuda"):
         if not torch.cuda.is_available():
-            from amploop.errors import ConfigError
-
             raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu")
         return torch.device(f"cuda:{local_rank}") if request == "cuda" else torch.device(request)
     return torch.device(request)
@@ -214,3 +221,17 @@ def _agent_main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_agent_main(sys.argv[1:]))
+
+
+def check_process_count(processes: int, device: str) -> None:
+    """Refuse more processes than this machine has devices for: one GPU per rank on CUDA, one core per rank on CPU."""
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if on_cuda:
+        available, what = torch.cuda.device_count(), "CUDA GPUs"
+    else:
+        available, what = os.cpu_count() or 1, "CPU cores"
+    if processes > available:
+        raise ConfigError(
+            f"train.nproc_per_node: {processes} processes but this machine has {available} {what}; "
+            f"use --nproc-per-node {available} or fewer"
+        )

@@ -27,67 +27,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors import SafetensorError
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 
-from amploop.errors import ArtifactError, TrainingError
-from amploop.train.checkpoint import Checkpoint, CheckpointManager, tensors_bytes, torch_bytes
+from amploop.config import TrainConfig
+from amploop.errors import TrainingError
+from amploop.train.checkpoint import CheckpointManager
 from amploop.train.distributed import DistributedContext, setup_distributed
+from amploop.train.objective import evaluate_loss, loss_function
 from amploop.train.precision import PrecisionChoice, resolve_precision
-from amploop.train.throughput import ThroughputMeter, ThroughputReport, count_training_flops
+from amploop.train.state import TrainState, checkpoint_files, restore_checkpoint
+from amploop.train.tensors import TrainData
+from amploop.train.throughput import ThroughputMeter, ThroughputReport, count_training_flops, progress_bar
 
-__all__ = ["TrainData", "TrainResult", "TrainSettings", "train_model"]
-
-TASKS = ("classification", "regression", "language_model")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train; ``amploop.config.TrainConfig`` converts into this (no pydantic needed here)."""
-
-    precision: str = "auto"
-    epochs: int = 5
-    batch_size: int = 256  # per process
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    seed: int = 0
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float | None = 1.0
-    warmup_fraction: float = 0.05
-    compile: str = "auto"  # auto: on CUDA only
-    early_stopping_patience: int | None = 3
-    checkpoint_every_steps: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    device: str = "auto"
-    max_steps: int | None = None  # stop after this many optimizer steps (benchmarks, tests)
-    max_nonfinite_steps: int = 5
-    channels_last: str = "auto"  # auto: for conv nets on CUDA
-    progress: bool = False
-    collective_timeout_s: float = 300.0
-
-
-@dataclass
-class TrainData:
-    """In-memory tensors: a dict of inputs with rows first, and the targets."""
-
-    inputs: dict[str, Tensor]
-    targets: Tensor
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
-
-    def batch(self, index: Tensor, device: torch.device) -> tuple[dict[str, Tensor], Tensor]:
-        pin = device.type == "cuda"
-        inputs = {}
-        for k, v in self.inputs.items():
-            part = v[index]
-            inputs[k] = (part.pin_memory() if pin and part.device.type == "cpu" else part).to(device, non_blocking=pin)
-        target = self.targets[index]
-        target = target.pin_memory() if pin and target.device.type == "cpu" else target
-        return inputs, target.to(device, non_blocking=pin)
+__all__ = ["TrainResult", "TrainState", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -116,16 +69,6 @@ class TrainResult:
         out["precision"] = self.precision.to_dict()
         out["throughput"] = self.throughput.to_dict()
         return out
-
-
-def loss_function(task: str) -> Callable[[Tensor, Tensor], Tensor]:
-    if task == "classification":
-        return lambda out, y: F.cross_entropy(out.float(), y)
-    if task == "regression":
-        return lambda out, y: F.mse_loss(out.float().squeeze(-1), y.float())
-    if task == "language_model":
-        return lambda out, y: F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1))
-    raise TrainingError(f"unknown task '{task}'; valid: {', '.join(TASKS)}")
 
 
 def _warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -157,60 +100,38 @@ def _reseed(seed: int, device: torch.device) -> None:
         torch.cuda.default_generators[device.index or 0].manual_seed(seed)
 
 
-def evaluate_loss(
-    model: nn.Module,
-    data: TrainData,
-    task: str,
-    precision: PrecisionChoice,
-    device: torch.device,
-    batch_size: int = 1024,
-) -> tuple[float, float]:
-    """Mean loss and the validation metric (accuracy, or negative RMSE for regression)."""
-    loss_fn = loss_function(task)
-    model.eval()
-    total_loss, correct, count = 0.0, 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)))
-            inputs, targets = data.batch(index, device)
-            with precision.autocast():
-                out = model(inputs)
-            total_loss += float(loss_fn(out, targets)) * len(index)
-            if task == "classification":
-                correct += float((out.argmax(-1) == targets).sum())
-            elif task == "language_model":
-                correct += float((out.argmax(-1) == targets).float().mean(-1).sum())
-            count += len(index)
-    model.train()
-    mean_loss = total_loss / max(count, 1)
-    metric = correct / max(count, 1) if task != "regression" else -math.sqrt(mean_loss)
-    return mean_loss, metric
-
-
 def train_model(
     model: nn.Module,
     train: TrainData,
     validation: TrainData | None,
-    settings: TrainSettings,
+    config: TrainConfig,
     *,
     task: str = "classification",
     ctx: DistributedContext | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
     flops_per_sample: float | None = None,
     tokens_per_sample: int = 0,
 ) -> TrainResult:
-    """Train ``model`` on ``train``; early-stop on ``validation``; return the best weights' result."""
+    """Train ``model`` on ``train``; early-stop on ``validation``; return the best weights' result.
+
+    ``config`` holds every training option (``amploop.yaml``'s ``train:`` section);
+    ``checkpoint_dir`` keeps checkpoints there, ``resume`` continues from the latest one, and
+    ``progress`` shows a progress bar on stderr (rank 0 only).
+    """
     started = time.perf_counter()
-    ctx = ctx or setup_distributed(settings.device, timeout_s=settings.collective_timeout_s)
+    ctx = ctx or setup_distributed(config.device, timeout_s=config.collective_timeout_s)
     device = ctx.device
-    precision = resolve_precision(settings.precision, device)
+    precision = resolve_precision(config.precision, device)
     precision.apply_matmul_settings()
     loss_fn = loss_function(task)
 
     # -- model: placement, memory format, data parallelism, compilation ------------------------
-    torch.manual_seed(settings.seed)  # identical initial weights on every rank
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = model.to(device)
-    channels_last = settings.channels_last == "on" or (
-        settings.channels_last == "auto" and device.type == "cuda" and _is_conv_net(model)
+    channels_last = config.channels_last == "on" or (
+        config.channels_last == "auto" and device.type == "cuda" and _is_conv_net(model)
     )
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -220,9 +141,9 @@ def train_model(
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    use_compile = settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
+    use_compile = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
     compile_info: dict[str, Any] = {
-        "requested": settings.compile,
+        "requested": config.compile,
         "used": use_compile,
         "fallback_reason": None,
     }
@@ -233,18 +154,18 @@ def train_model(
     decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate,
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
         fused=fused,
     )
-    micro = settings.batch_size
-    accumulation = settings.gradient_accumulation_steps
+    micro = config.batch_size
+    accumulation = config.gradient_accumulation_steps
     sampler = DistributedSampler(
         range(len(train)),
         num_replicas=ctx.world_size,
         rank=ctx.rank,
         shuffle=True,
-        seed=settings.seed,
+        seed=config.seed,
         drop_last=True,
     )
     steps_per_epoch = len(sampler) // (micro * accumulation)
@@ -253,37 +174,26 @@ def train_model(
             f"{len(train)} training rows are fewer than one step needs "
             f"({micro} × {accumulation} accumulation × {ctx.world_size} processes); lower --batch-size"
         )
-    total_steps = settings.epochs * steps_per_epoch
-    if settings.max_steps is not None:
-        total_steps = min(total_steps, settings.max_steps)
-    warmup = max(1, int(settings.warmup_fraction * total_steps))
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = max(1, int(config.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, warmup))
     scaler = precision.grad_scaler()
 
     # -- state, possibly restored from a checkpoint --------------------------------------------
-    manager = CheckpointManager(settings.checkpoint_dir) if settings.checkpoint_dir else None
-    state: dict[str, Any] = {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "loss_curve": [],
-        "history": [],
-        "best_metric": None,
-        "best_epoch": None,
-        "bad_epochs": 0,
-        "nonfinite": 0,
-        "scaler_skipped": 0,
-    }
+    manager = CheckpointManager(checkpoint_dir) if checkpoint_dir else None
+    state = TrainState()
     best_weights: dict[str, Tensor] | None = None
     resumed_from = None
-    if manager is not None and (settings.resume or ctx.restart_count > 0):
+    if manager is not None and (resume or ctx.restart_count > 0):
         found = manager.latest()
-        if found is None and settings.resume:
+        if found is None and resume:
             raise TrainingError(
-                f"--resume given but no complete checkpoint in {settings.checkpoint_dir}; start without --resume"
+                f"--resume given but no complete checkpoint in {checkpoint_dir}; start without --resume"
             )
         if found is not None:
-            best_weights = _restore(found, raw_model, optimizer, scheduler, scaler, state)
+            state, best_weights = restore_checkpoint(found, raw_model, optimizer, scheduler, scaler)
             resumed_from = found.step
     elif manager is not None and ctx.is_main:
         manager.clear()  # only amploop's own checkpoint files; a folder with others is refused
@@ -292,21 +202,8 @@ def train_model(
     def save_checkpoint() -> None:
         if manager is None or not ctx.is_main:  # only rank 0 writes
             return
-        files = {
-            "model.safetensors": tensors_bytes(raw_model.state_dict()),
-            "optimizer.pt": torch_bytes(optimizer.state_dict()),
-            "trainer.json": _json_bytes(
-                {
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "state": state,
-                    "settings": settings.__dict__,
-                }
-            ),
-        }
-        if best_weights is not None:
-            files["best.safetensors"] = tensors_bytes(best_weights)
-        manager.save(state["step"], files)
+        files = checkpoint_files(state, raw_model, optimizer, scheduler, scaler, config=config, best=best_weights)
+        manager.save(state.step, files)
 
     # -- the loop ------------------------------------------------------------------------------
     meter = ThroughputMeter(device)
@@ -315,17 +212,16 @@ def train_model(
         flops_per_sample = count_training_flops(raw_model, probe_inputs, loss_fn, probe_targets) / len(probe_targets)
     streak = 0
     stopped_early = False
-    progress = _progress(settings.progress and ctx.is_main, total_steps)
     step_model.train()
-    with progress as bar:
-        task_id = bar.add_task("training", total=total_steps, completed=state["step"]) if bar else None
-        while state["epoch"] < settings.epochs and state["step"] < total_steps:
-            sampler.set_epoch(state["epoch"])
+    with progress_bar(progress and ctx.is_main) as bar:
+        task_id = bar.add_task("training", total=total_steps, completed=state.step) if bar else None
+        while state.epoch < config.epochs and state.step < total_steps:
+            sampler.set_epoch(state.epoch)
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-            for batch in range(state["batch"], steps_per_epoch):
-                if state["step"] >= total_steps:
+            for batch in range(state.batch, steps_per_epoch):
+                if state.step >= total_steps:
                     break
-                _reseed(_step_seed(settings.seed, ctx.rank, state["step"]), device)
+                _reseed(_step_seed(config.seed, ctx.rank, state.step), device)
                 step_start = time.perf_counter()
                 data_seconds = 0.0
                 loss_sum: Tensor | None = None
@@ -352,8 +248,8 @@ def train_model(
                     loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 scaler.unscale_(optimizer)
                 grad_norm = (
-                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), settings.max_grad_norm)
-                    if settings.max_grad_norm
+                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.max_grad_norm)
+                    if config.max_grad_norm
                     else torch.zeros((), device=device)
                 )
                 assert loss_sum is not None
@@ -361,13 +257,13 @@ def train_model(
                 finite = math.isfinite(step_loss) and math.isfinite(float(grad_norm))
                 if not finite and not scaler.is_enabled():
                     streak += 1
-                    state["nonfinite"] += 1
+                    state.nonfinite += 1
                     optimizer.zero_grad(set_to_none=True)
-                    if streak >= settings.max_nonfinite_steps:
+                    if streak >= config.max_nonfinite_steps:
                         last = manager.latest() if manager is not None else None
                         where = f"the last good checkpoint is {last.path}" if last else "no checkpoint was saved"
                         raise TrainingError(
-                            f"loss was not finite for {streak} steps in a row (step {state['step']}); {where}; "
+                            f"loss was not finite for {streak} steps in a row (step {state.step}); {where}; "
                             "lower the learning rate, use fp32, or check the data for extreme values"
                         )
                     continue
@@ -375,17 +271,17 @@ def train_model(
                 scaler.step(optimizer)
                 scaler.update()
                 if scale_before is not None and scaler.get_scale() < scale_before:
-                    state["scaler_skipped"] += 1  # inf/NaN gradients: the scaler skipped this step
+                    state.scaler_skipped += 1  # inf/NaN gradients: the scaler skipped this step
                     streak = streak + 1 if not finite else 0
-                    if streak >= settings.max_nonfinite_steps:
+                    if streak >= config.max_nonfinite_steps:
                         raise TrainingError(f"fp16 gradients overflowed for {streak} steps in a row; use bf16 or fp32")
                 else:
                     streak = 0
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
-                state["step"] += 1
-                state["batch"] = batch + 1
-                state["loss_curve"].append(step_loss)
+                state.step += 1
+                state.batch = batch + 1
+                state.loss_curve.append(step_loss)
                 meter.record(
                     time.perf_counter() - step_start,
                     data_seconds,
@@ -396,30 +292,30 @@ def train_model(
                     bar.update(
                         task_id,
                         advance=1,
-                        description=f"epoch {state['epoch'] + 1} loss {step_loss:.4f} "
+                        description=f"epoch {state.epoch + 1} loss {step_loss:.4f} "
                         f"{meter.live_samples_per_s() * ctx.world_size:,.0f} samples/s",
                     )
-                if settings.checkpoint_every_steps and state["step"] % settings.checkpoint_every_steps == 0:
+                if config.checkpoint_every_steps and state.step % config.checkpoint_every_steps == 0:
                     save_checkpoint()
             else:
                 # the epoch ran to its end: validate, early-stop, move on
                 record = {
-                    "epoch": state["epoch"] + 1,
-                    "train_loss": _mean_tail(state["loss_curve"], steps_per_epoch),
+                    "epoch": state.epoch + 1,
+                    "train_loss": _mean_tail(state.loss_curve, steps_per_epoch),
                 }
                 if validation is not None:
-                    val_loss, val_metric = evaluate_loss(raw_model, validation, task, precision, device)
+                    val_loss, val_metric = evaluate_loss(raw_model, validation, task, precision)
                     record.update(val_loss=val_loss, val_metric=val_metric)
-                    if state["best_metric"] is None or val_metric > state["best_metric"]:
-                        state.update(best_metric=val_metric, best_epoch=state["epoch"] + 1, bad_epochs=0)
+                    if state.best_metric is None or val_metric > state.best_metric:
+                        state.best_metric, state.best_epoch, state.bad_epochs = val_metric, state.epoch + 1, 0
                         best_weights = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
                     else:
-                        state["bad_epochs"] += 1
-                state["history"].append(record)
-                state["epoch"] += 1
-                state["batch"] = 0
-                patience = settings.early_stopping_patience
-                if validation is not None and patience is not None and state["bad_epochs"] >= patience:
+                        state.bad_epochs += 1
+                state.history.append(record)
+                state.epoch += 1
+                state.batch = 0
+                patience = config.early_stopping_patience
+                if validation is not None and patience is not None and state.bad_epochs >= patience:
                     stopped_early = True
                     break
                 continue
@@ -434,17 +330,17 @@ def train_model(
         model=raw_model,
         precision=precision,
         task=task,
-        epochs_run=state["epoch"],
-        steps=state["step"],
-        samples_seen=state["step"] * micro * accumulation * ctx.world_size,
+        epochs_run=state.epoch,
+        steps=state.step,
+        samples_seen=state.step * micro * accumulation * ctx.world_size,
         world_size=ctx.world_size,
-        loss_curve=list(state["loss_curve"]),
-        history=list(state["history"]),
-        best_epoch=state["best_epoch"],
-        best_val_metric=state["best_metric"],
+        loss_curve=list(state.loss_curve),
+        history=list(state.history),
+        best_epoch=state.best_epoch,
+        best_val_metric=state.best_metric,
         stopped_early=stopped_early,
-        nonfinite_steps_skipped=state["nonfinite"],
-        scaler_steps_skipped=state["scaler_skipped"],
+        nonfinite_steps_skipped=state.nonfinite,
+        scaler_steps_skipped=state.scaler_skipped,
         resumed_from_step=resumed_from,
         compile=compile_info,
         throughput=report,
@@ -455,66 +351,3 @@ def train_model(
 def _mean_tail(values: list[float], n: int) -> float:
     tail = values[-n:] if values else [float("nan")]
     return float(np.mean(tail))
-
-
-def _json_bytes(obj: Any) -> bytes:
-    import json
-
-    return json.dumps(obj, default=str).encode()
-
-
-def _restore(
-    found: Checkpoint,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    state: dict[str, Any],
-) -> dict[str, Tensor] | None:
-    """Load a verified checkpoint into the training objects; the best weights it kept, if any.
-
-    A checkpoint whose files verify but do not fit this model (another architecture, edited
-    files) is an ArtifactError, never a traceback.
-    """
-    try:
-        model.load_state_dict(found.tensors("model.safetensors"))
-        optimizer.load_state_dict(found.torch_object("optimizer.pt"))
-        trainer = found.json("trainer.json")
-        scheduler.load_state_dict(trainer["scheduler"])
-        if trainer["scaler"]:
-            scaler.load_state_dict(trainer["scaler"])
-        state.update(trainer["state"])
-        return found.tensors("best.safetensors") if "best.safetensors" in found.files else None
-    except ArtifactError:
-        raise
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, SafetensorError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ArtifactError(
-            f"checkpoint {found.path} does not fit this model ({first}); train without --resume "
-            "or point --checkpoint-dir at the run it belongs to",
-            path=str(found.path),
-        ) from None
-
-
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _progress(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return _NoProgress()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )

@@ -9,6 +9,7 @@ with ``torch.utils.flop_counter``. A GPU missing from the peak table gets no MFU
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import sys
@@ -17,7 +18,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["PEAK_TFLOPS", "ThroughputMeter", "ThroughputReport", "peak_tflops", "transformer_flops_per_token"]
+__all__ = [
+    "PEAK_TFLOPS",
+    "ThroughputMeter",
+    "ThroughputReport",
+    "peak_tflops",
+    "progress_bar",
+    "transformer_flops_per_token",
+]
 
 # Dense (no sparsity) peak TFLOP/s by precision, from each vendor datasheet. Names are matched
 # against torch.cuda.get_device_name(); more specific names come first.
@@ -141,3 +149,20 @@ def count_training_flops(
         loss_fn(model(inputs), targets).backward()
     model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
+
+
+def progress_bar(enabled: bool) -> Any:
+    """A rich progress bar on stderr (it vanishes when done), or a no-op context yielding ``None``."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )

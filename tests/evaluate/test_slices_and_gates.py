@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from amploop.config import GateRuleConfig
 from amploop.data import load_builtin
 from amploop.errors import ConfigError
 from amploop.evaluate.gates import GATE_METRICS, apply_gate
@@ -68,6 +69,22 @@ def test_gate_verdict_rules_and_skips():
         ("fail", "accuracy = 0.8000 misses >= 0.84"),
         ("skipped", "no champion yet"),
     ]
+    assert [r.metric for r in verdict.failed_rules()] == ["accuracy"]
+    assert [r.metric for r in verdict.skipped_rules()] == ["champion_delta"]
+    assert verdict.values == {"accuracy": 0.80, "champion_delta": None}
+    assert verdict.to_dict() == {
+        "passed": False,
+        "verdict": "fail",
+        "rules": [r.to_dict() for r in verdict.rules],
+        "values": {"accuracy": 0.80, "champion_delta": None},
+    }
+
+
+def test_gate_rules_as_config_models_judge_as_dicts_do():
+    rules = [{"metric": "ece", "max": 0.05}, {"metric": "accuracy", "min": 0.9}]
+    values = {"ece": 0.04, "accuracy": 0.85}
+    typed = apply_gate([GateRuleConfig(**r) for r in rules], values)
+    assert typed == apply_gate(rules, values) and typed.verdict == "fail"
 
 
 def test_unknown_gate_metric_lists_the_valid_ones():

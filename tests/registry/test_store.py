@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
 
 from amploop.data import Dataset, load_builtin
 from amploop.errors import DatasetNotFound, NotFound, StoreError
 from amploop.registry import Store, dataset_record
-from amploop.registry.store import head_revision
-from amploop.registry.tables import Base
+from amploop.registry.engine import head_revision
+from amploop.registry.tables import AuditRow, Base, utcnow
 from amploop.workspace import Workspace
 from tests.conftest import run_together
 
@@ -105,7 +106,9 @@ def test_audit_log_is_ordered_and_filterable_by_time(workspace):
 def test_a_failed_transaction_leaves_no_rows(workspace):
     with Store.open(workspace) as store:
         with pytest.raises(RuntimeError), store.write() as session:
-            store._audit(session, "x", "y")
+            session.add(AuditRow(at=utcnow(), actor="ci", action="x", target="y", reason="", details={}))
+            session.flush()  # the row is in the database, inside the transaction
+            assert session.scalar(select(func.count()).select_from(AuditRow)) == 1
             raise RuntimeError("crash in the middle")
         assert store.audit_log() == []
 

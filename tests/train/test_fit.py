@@ -4,10 +4,13 @@ import pytest
 import torch
 from torch import nn
 
+from amploop.config import AmploopConfig, ModelConfig, TrainConfig
 from amploop.data import Dataset, load_builtin
+from amploop.data.splits import prepare_splits
 from amploop.errors import ConfigError, TrainingError
-from amploop.train.fit import fit, prepare_splits
-from amploop.train.loop import TrainData, TrainSettings, train_model
+from amploop.train.fit import fit
+from amploop.train.loop import train_model
+from amploop.train.tensors import TrainData
 
 
 class MyLogistic(nn.Module):
@@ -27,13 +30,10 @@ def test_a_users_own_module_trains_through_the_python_api():
     table = pd.DataFrame(x, columns=["a", "b", "c"])
     table["y"] = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
     dataset = Dataset.from_table("synthetic", table, target="y")
-    result = fit(
-        dataset,
-        architecture="custom",
-        model=MyLogistic(3),
-        settings=TrainSettings(epochs=20, batch_size=64, learning_rate=0.05, precision="fp32"),
-    )
-    assert result.architecture == "MyLogistic"
+    config = AmploopConfig(train=TrainConfig(epochs=20, batch_size=64, learning_rate=0.05, precision="fp32"))
+    result = fit(dataset, config, model=MyLogistic(3))
+    assert result.architecture == "custom"
+    assert result.options == {"class": f"{__name__}.MyLogistic"}
     assert result.metrics["test_accuracy"] > 0.95
 
 
@@ -55,7 +55,7 @@ def test_gradient_accumulation_matches_one_big_batch():
     def run(batch: int, accumulation: int) -> list[float]:
         torch.manual_seed(1)
         model = _Linear()
-        settings = TrainSettings(
+        settings = TrainConfig(
             precision="fp32",
             epochs=1,
             batch_size=batch,
@@ -83,31 +83,24 @@ class _Linear(nn.Module):
 
 def test_non_finite_losses_stop_the_run_with_a_training_error(tmp_path):
     data = TrainData({"numeric": torch.full((256, 4), float("nan"))}, torch.randint(0, 2, (256,)))
-    settings = TrainSettings(
-        precision="fp32",
-        epochs=5,
-        batch_size=16,
-        device="cpu",
-        max_nonfinite_steps=3,
-        checkpoint_dir=str(tmp_path / "ck"),
-    )
+    settings = TrainConfig(precision="fp32", epochs=5, batch_size=16, device="cpu", max_nonfinite_steps=3)
     with pytest.raises(TrainingError, match="loss was not finite for 3 steps in a row.*no checkpoint was saved"):
-        train_model(_Linear(), data, None, settings)
+        train_model(_Linear(), data, None, settings, checkpoint_dir=str(tmp_path / "ck"))
 
 
 def test_too_few_rows_for_one_step():
     data = TrainData({"numeric": torch.randn(10, 4)}, torch.randint(0, 2, (10,)))
     with pytest.raises(TrainingError, match="fewer than one step needs"):
-        train_model(_Linear(), data, None, TrainSettings(batch_size=64, device="cpu"))
+        train_model(_Linear(), data, None, TrainConfig(batch_size=64, device="cpu"))
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):
     data = TrainData({"numeric": torch.randn(64, 4)}, torch.randint(0, 2, (64,)))
-    settings = TrainSettings(batch_size=16, device="cpu", resume=True, checkpoint_dir=str(tmp_path / "none"))
+    settings = TrainConfig(batch_size=16, device="cpu")
     with pytest.raises(TrainingError, match="--resume given but no complete checkpoint"):
-        train_model(_Linear(), data, None, settings)
+        train_model(_Linear(), data, None, settings, resume=True, checkpoint_dir=str(tmp_path / "none"))
 
 
 def test_table_model_on_images_is_refused():
     with pytest.raises(ConfigError, match="'mlp' is for tables but 'mnist5k' holds images"):
-        fit(load_builtin("mnist5k"), architecture="mlp", settings=TrainSettings(epochs=1))
+        fit(load_builtin("mnist5k"), AmploopConfig(model=ModelConfig(architecture="mlp"), train=TrainConfig(epochs=1)))

@@ -7,18 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from amploop.config import AmploopConfig, ModelConfig, TrainConfig
 from amploop.data import load_builtin
 from amploop.errors import SchemaError
 from amploop.models.runtime import ModelBundle, Predictor
 from amploop.train.fit import bundle_from_fit, fit
-from amploop.train.loop import TrainSettings
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
 
 
 @pytest.fixture(scope="module")
 def adult_fit():
-    return fit(load_builtin("adult"), architecture="tabular", settings=TrainSettings(epochs=1, precision="fp32"))
+    return fit(
+        load_builtin("adult"),
+        AmploopConfig(model=ModelConfig(architecture="tabular"), train=TrainConfig(epochs=1, precision="fp32")),
+    )
 
 
 def test_bundle_roundtrip_predicts_what_the_trained_model_predicts(adult_fit):
