@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
+from amploop.config import AmploopConfig, EvaluateConfig
 from amploop.errors import ArtifactError, ConfigError
 from amploop.models.runtime import ModelBundle
 from amploop.registry import Store
@@ -68,7 +69,8 @@ def test_unknown_export_format(home):
 
 def test_lineage_reaches_run_config_code_data_and_evaluations(home):
     with _store(home) as store:
-        evaluate_version(store, "adult:1", robustness=False, parity_precisions=())
+        config = AmploopConfig(evaluate=EvaluateConfig(robustness=False, parity_precisions=[]))
+        evaluate_version("adult:1", config, store=store)
         facts = lineage(store, "adult", 1)
     assert facts["run"]["config"]["model"]["architecture"] == "mlp"
     assert facts["run"]["precision"] in ("bf16", "fp32") and facts["run"]["precision_reason"]
