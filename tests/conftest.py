@@ -159,28 +159,71 @@ def worker_env(ws: Workspace) -> dict[str, str]:
     return env
 
 
-def run_together(script: Path, ws: Workspace, argv_list: list[list[str]], *, delay_s: float = 4.0) -> list:
-    """Start one process per argv; each waits for the same moment (argv[1]) so that they really collide.
+def run_together(script: Path, ws: Workspace, argv_list: list[list[str]]) -> tuple[list, list[tuple[int, str]]]:
+    """Start one process per argv and release them at once, so that they really collide.
 
-    Returns a CompletedProcess per worker.
+    Worker ``i`` runs as ``script MODE SYNC_DIR i REST...`` (``argv = [MODE, *REST]``). Each imports,
+    prints ``ready`` and blocks on a shared lock that this function holds until every worker is
+    ready (a barrier; see ``tests/registry/worker_sync.py``); each then appends ``i enter`` and
+    ``i leave`` around its critical section to one event log. Returns a CompletedProcess per worker
+    and the events ``(i, "enter" | "leave")`` in the order they happened (appends to one file are
+    ordered by the kernel, not by any clock); :func:`most_inside_at_once` reads them.
     """
+    import fcntl
     import subprocess
     import sys
-    import time
+    import tempfile
+    import threading
 
-    start_at = f"{time.time() + delay_s:.3f}"  # all import first, then start at once
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), argv[0], start_at, *argv[1:]],
-            env=worker_env(ws),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for argv in argv_list
-    ]
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=600)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    return results
+    sync = Path(tempfile.mkdtemp(prefix="together-", dir=ws.home.parent))
+    gate = sync / "gate"
+    gate.touch()
+    procs: list[subprocess.Popen] = []
+    watchdog = threading.Timer(600, lambda: [p.kill() for p in procs])  # never a hung test run
+    watchdog.start()
+    try:
+        with open(gate, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # closed barrier: workers block on it after saying ready
+            for index, argv in enumerate(argv_list):
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(script), argv[0], str(sync), str(index), *argv[1:]],
+                        env=worker_env(ws),
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            for proc in procs:
+                line = proc.stdout.readline()
+                if line != "ready\n":
+                    proc.kill()
+                    raise AssertionError(f"a worker did not get ready: {line!r} {proc.communicate()[1][-2000:]}")
+        # the lock is released here: every worker is past its imports, and all go at once
+        results = []
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=600)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    finally:
+        watchdog.cancel()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    events_file = sync / "events.log"
+    lines = events_file.read_text().splitlines() if events_file.exists() else []
+    events = [(int(worker), event) for worker, event in (line.split() for line in lines)]
+    return results, events
+
+
+def most_inside_at_once(events: list[tuple[int, str]]) -> int:
+    """The most workers that were between their ``enter`` and ``leave`` at one moment."""
+    inside: set[int] = set()
+    most = 0
+    for worker, event in events:
+        if event == "enter":
+            inside.add(worker)
+            most = max(most, len(inside))
+        elif event == "leave":
+            inside.discard(worker)
+    return most

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from amploop.errors import ConfigError, DataError, DatasetNotFound, StoreError
+from amploop.registry import Store
+from amploop.workspace import Workspace
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
 
@@ -114,7 +116,9 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     quality = out["stages"][1]
     assert quality["counts"]["block"] == 0 and quality["suspicious_rows"] > 0
     evaluated = out["stages"][3]
-    assert evaluated["verdict"] in ("pass", "fail") and Path(evaluated["report"]).exists()
+    # three epochs pass the default gate, and the demo promoted the version because of it
+    assert evaluated["verdict"] == "pass" and Path(evaluated["report"]).exists()
+    assert "skipped" not in promoted
     trained = out["stages"][2]
     assert trained["model"]["name"] == "adult" and trained["metrics"]["test_accuracy"] >= 0.84
     assert trained["precision_reason"]
@@ -129,7 +133,19 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
     assert again["store"]["counts"]["datasets"] == 6  # recording is idempotent
     assert again["stages"][2]["model"]["version"] == 2
+    assert again["stages"][3]["verdict"] == "pass"  # no worse than the champion, version 1
     assert again["stages"][4]["from_version"] == 1 and again["stages"][4]["to_version"] == 2
+    # the stored evaluations agree with their rules: "pass" exactly when no rule failed
+    workspace = Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / ".amploop"), **extra})
+    with Store.open(workspace) as store:
+        evaluations = [store.list_evaluations("adult", version) for version in (1, 2)]
+    assert [len(e) for e in evaluations] == [1, 1]
+    for [evaluation], shown in zip(evaluations, (out, again), strict=True):
+        verdict = evaluation.report["verdict"]
+        outcomes = {r["metric"]: r["outcome"] for r in verdict["rules"]}
+        assert "fail" not in outcomes.values() and evaluation.passed
+        assert verdict["verdict"] == shown["stages"][3]["verdict"] == "pass"
+    assert outcomes["champion_delta"] == "pass"  # version 2 was compared with the champion, version 1
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -344,11 +344,17 @@ def test_utf8_error_names_the_real_line_and_byte_offset(tmp_path):
 
 
 def test_a_character_cut_by_the_read_boundary_is_not_an_error(tmp_path):
-    from amploop.data.sources import _first_invalid_utf8
-
-    path = tmp_path / "t.csv"
-    path.write_bytes("a\né\né\n".encode() + b"\xff")  # é = c3 a9; 3-byte reads cut both
-    assert _first_invalid_utf8(path, chunk_bytes=3) == (4, 8)
+    # The bad byte is searched for in 1 MiB reads: put an é (c3 a9) across the first boundary.
+    boundary = 1 << 20
+    lines = 349_530
+    head = ("ab\n" + "é\n" * lines).encode()  # é lines start at byte 3 + 3k; k = 349,524 puts c3 at boundary - 1
+    assert head[boundary - 1 : boundary + 1] == "é".encode()  # the read boundary cuts this character
+    path = tmp_path / "cut.csv"
+    path.write_bytes(head + b"caf\xe9\n")
+    with pytest.raises(DataError, match=r"cut\.csv line (\d+): not UTF-8 text") as info:
+        open_dataset(path)
+    # the real bad byte, after the header and every é line; not the cut é at the boundary
+    assert (info.value.details["line"], info.value.details["byte_offset"]) == (lines + 2, len(head) + 3)
 
 
 # -- 9. payment cards, and floats that only look like them ---------------------------------------

@@ -5,15 +5,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from amploop.errors import ConfigError, GateFailed, ModelNotFound
 from amploop.registry import Store
+from amploop.registry import aliases as aliases_module
 from amploop.registry.aliases import alias_at, alias_history, delete_version, list_aliases, promote, rollback
-from tests.conftest import run_together, worker_env
+from tests.conftest import most_inside_at_once, run_together, worker_env
 
 WORKER = Path(__file__).with_name("registry_worker.py")
 
@@ -29,26 +30,47 @@ def _register(store: Store, name: str, n: int, *, evaluated: bool = True) -> Non
             store.record_evaluation(name, version.version, PASSED)
 
 
-def test_promote_history_point_in_time_and_rollback(workspace):
+class _Clock:
+    """The moment each alias move is stamped with, set by the test: no sleeping, no reliance on the real clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_promote_history_point_in_time_and_rollback(workspace, monkeypatch):
+    t1 = datetime(2030, 1, 2, 9, 0, tzinfo=UTC)
+    t2, t3, t4 = t1 + timedelta(minutes=1), t1 + timedelta(minutes=2), t1 + timedelta(minutes=3)
+    clock = _Clock(t1)
+    monkeypatch.setattr(aliases_module, "utcnow", clock)  # where alias moves read the time
     with Store.open(workspace) as store:
         _register(store, "churn", 3)
         first = promote(store, "churn", 1, reason="first model", actor="alice")
-        time.sleep(0.05)
+        clock.now = t2
         second = promote(store, "churn", 2, reason="better recall", actor="bob")
-        time.sleep(0.05)
+        clock.now = t3
         promote(store, "churn", 3, alias="challenger", reason="shadow test", actor="bob")
+        assert (first.at, second.at) == (t1, t2)  # the moves carry the moments they were made at
         assert list_aliases(store, "churn") == {"champion": 2, "challenger": 3}
         history = alias_history(store, "churn", "champion")
-        assert [(m.from_version, m.to_version, m.actor, m.reason) for m in history] == [
-            (None, 1, "alice", "first model"),
-            (1, 2, "bob", "better recall"),
+        assert [(m.from_version, m.to_version, m.actor, m.reason, m.at) for m in history] == [
+            (None, 1, "alice", "first model", t1),
+            (1, 2, "bob", "better recall", t2),
         ]
-        assert alias_at(store, "churn", "champion", first.at - timedelta(seconds=1)) is None
-        assert alias_at(store, "churn", "champion", first.at + (second.at - first.at) / 2) == 1
-        assert alias_at(store, "churn", "champion", second.at) == 2
+        assert alias_at(store, "churn", "champion", t1 - timedelta(seconds=1)) is None
+        assert alias_at(store, "churn", "champion", t1) == 1
+        assert alias_at(store, "churn", "champion", t1 + timedelta(seconds=30)) == 1
+        assert alias_at(store, "churn", "champion", t2 - timedelta(microseconds=1)) == 1
+        assert alias_at(store, "churn", "champion", t2) == 2
+        assert alias_at(store, "churn", "champion", t3) == 2  # the challenger's move is another alias
+        clock.now = t4
         back = rollback(store, "churn", reason="latency regression", actor="carol")
-        assert (back.from_version, back.to_version) == (2, 1)
+        assert (back.from_version, back.to_version, back.at) == (2, 1, t4)
         assert store.alias_version("churn", "champion") == 1
+        assert alias_at(store, "churn", "champion", t4 - timedelta(seconds=1)) == 2
+        assert alias_at(store, "churn", "champion", t4) == 1
         assert [e.action for e in store.audit_log()][-4:] == ["model.alias"] * 4
 
 
@@ -88,8 +110,9 @@ def test_a_version_that_failed_its_gate_needs_force(workspace):
 def test_ten_concurrent_promotions_leave_one_consistent_chain(workspace):
     with Store.open(workspace) as store:
         _register(store, "churn", 10)
-    results = run_together(WORKER, workspace, [["promote", "churn", str(v)] for v in range(1, 11)])
+    results, events = run_together(WORKER, workspace, [["promote", "churn", str(v)] for v in range(1, 11)])
     assert [r.returncode for r in results] == [0] * 10, [r.stderr[-1500:] for r in results]
+    assert most_inside_at_once(events) >= 2, events  # promotions really were in flight together
     with Store.open(workspace) as store:
         history = alias_history(store, "churn", "champion")
         assert len(history) == 10 and sorted(m.to_version for m in history) == list(range(1, 11))
@@ -100,11 +123,16 @@ def test_ten_concurrent_promotions_leave_one_consistent_chain(workspace):
 
 
 def test_sixteen_processes_registering_fifty_versions_each(workspace):
-    results = run_together(WORKER, workspace, [["register", "50", "shared"]] * 16)
+    results, events = run_together(WORKER, workspace, [["register", "50", "shared"]] * 16)
     assert [r.returncode for r in results] == [0] * 16, [r.stderr[-1500:] for r in results]
+    assert most_inside_at_once(events) >= 2, events
     with Store.open(workspace) as store:
         versions = sorted(v.version for v in store.list_model_versions("shared"))
     assert versions == list(range(1, 801))
+    got = [[int(v) for v in r.stdout.split()] for r in results]
+    assert sorted(v for mine in got for v in mine) == versions  # each number went to exactly one process
+    # the numbers interleave: some process registered while another was between two of its versions
+    assert any(mine != list(range(mine[0], mine[0] + len(mine))) for mine in got), got
 
 
 def test_a_process_killed_while_promoting_or_rolling_back_leaves_one_loadable_champion(workspace):

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
-import torch
 
 from amploop.config import AmploopConfig, EvaluateConfig
+from amploop.data import load_builtin
 from amploop.errors import ArtifactError, ConfigError
-from amploop.models.runtime import ModelBundle
+from amploop.models.runtime import ModelBundle, Predictor, model_inputs
 from amploop.registry import Store
 from amploop.registry.aliases import promote
 from amploop.registry.evaluations import evaluate_version
-from amploop.registry.export import _sample_inputs, export_version
+from amploop.registry.export import export_version
 from amploop.registry.lineage import lineage
 from amploop.workspace import Workspace
 from tests.conftest import open_page
@@ -46,6 +46,17 @@ def _store(home: Path) -> Store:
     return Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)}))
 
 
+def _real_rows(bundle: ModelBundle, name: str, rows: int, seed: int):
+    """``rows`` rows of the built-in dataset: as a table and arrays (what a user passes the predictor),
+    and encoded by the version's own encoder into model inputs (what an exported graph takes)."""
+    dataset = load_builtin(name)
+    pool = dataset.splits.get("test", np.arange(len(dataset.table)))
+    positions = np.sort(np.random.default_rng(seed).choice(pool, rows, replace=False))
+    table = dataset.table.iloc[positions].reset_index(drop=True)
+    arrays = {column: np.asarray(values)[positions] for column, values in dataset.arrays.items()}
+    return table, arrays, model_inputs(bundle.encoder().transform(table, arrays))
+
+
 @pytest.mark.parametrize("name", ["adult", "mnist5k"])
 def test_onnx_export_matches_torch(home, name):
     with _store(home) as store:
@@ -54,12 +65,11 @@ def test_onnx_export_matches_torch(home, name):
         bundle = ModelBundle.from_files(store.load_model_files(record))
     assert result.max_abs_difference <= 1e-4
     session = onnxruntime.InferenceSession(Path(result.uri).read_bytes(), providers=["CPUExecutionProvider"])
-    inputs = _sample_inputs(bundle, 37, seed=3)  # another batch size than the export used
-    got = session.run(["probabilities"], {k: v.numpy() for k, v in inputs.items()})[0]
-    with torch.no_grad():
-        logits = bundle.build()(inputs)
-    expected = torch.softmax(logits / bundle.temperature, -1).numpy()
-    assert got.shape == expected.shape and np.max(np.abs(got - expected)) <= 1e-4
+    table, arrays, inputs = _real_rows(bundle, name, 37, seed=3)  # another batch size than the export used
+    got = session.run(["probabilities"], {i.name: inputs[i.name].numpy() for i in session.get_inputs()})[0]
+    expected = Predictor(bundle).predict_outputs(table, arrays)  # what amploop serves for those rows
+    assert got.shape == expected.shape == (37, len(bundle.classes))
+    assert np.max(np.abs(got - expected)) <= 1e-4
 
 
 def test_unknown_export_format(home):
@@ -145,8 +155,8 @@ def test_mlflow_export_logs_a_model_that_predicts_like_torch(home, tmp_path, mon
         bundle = ModelBundle.from_files(store.load_model_files(store.get_model_version("adult", 1)))
     assert result.uri.startswith("models:/")
     loaded = mlflow.pyfunc.load_model(result.uri)
-    inputs = _sample_inputs(bundle, 11, seed=4)
+    table, arrays, inputs = _real_rows(bundle, "adult", 11, seed=4)
+    assert set(inputs) == {"numeric", "categorical"}  # what the graph of a table model takes
     got = loaded.predict({k: v.numpy() for k, v in inputs.items()})["probabilities"]
-    with torch.no_grad():
-        expected = torch.softmax(bundle.build()(inputs) / bundle.temperature, -1).numpy()
-    assert np.max(np.abs(np.asarray(got) - expected)) <= 1e-4
+    expected = Predictor(bundle).predict_outputs(table, arrays)
+    assert np.asarray(got).shape == expected.shape and np.max(np.abs(np.asarray(got) - expected)) <= 1e-4

@@ -15,7 +15,7 @@ from amploop.registry import Store, dataset_record
 from amploop.registry.engine import head_revision
 from amploop.registry.tables import AuditRow, Base, utcnow
 from amploop.workspace import Workspace
-from tests.conftest import run_together
+from tests.conftest import most_inside_at_once, run_together
 
 WORKER = Path(__file__).with_name("store_worker.py")
 
@@ -115,18 +115,25 @@ def test_a_failed_transaction_leaves_no_rows(workspace):
 
 def test_two_processes_writing_1000_rows_each(workspace):
     Store.open(workspace).close()
-    results = run_together(WORKER, workspace, [["write", "1000", "p1"], ["write", "1000", "p2"]])
+    results, events = run_together(WORKER, workspace, [["write", "1000", "p1"], ["write", "1000", "p2"]])
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
+    assert most_inside_at_once(events) == 2, events  # both were inside their write loops at one moment
     with Store.open(workspace) as store:
         log = store.audit_log()
     assert len(log) == 2000
     for tag in ("p1", "p2"):
         assert sorted(int(e.target.split(":")[1]) for e in log if e.actor == tag) == list(range(1000))
+    # the rows interleave: each process got rows in while the other was in the middle of its thousand
+    actors = [e.actor for e in log]
+    for tag, other in (("p1", "p2"), ("p2", "p1")):
+        mine = [i for i, actor in enumerate(actors) if actor == tag]
+        assert other in actors[mine[0] : mine[-1]], f"{other} never wrote while {tag} was writing"
 
 
 def test_eight_processes_opening_a_fresh_store_at_once(workspace):
-    results = run_together(WORKER, workspace, [["open"]] * 8)
+    results, events = run_together(WORKER, workspace, [["open"]] * 8)
     assert [r.returncode for r in results] == [0] * 8, [r.stderr[-2000:] for r in results]
+    assert most_inside_at_once(events) >= 2, events  # the opens really overlapped
     assert {r.stdout.strip() for r in results} == {head_revision()}
     with Store.open(workspace) as store:
         history = store.schema_history()

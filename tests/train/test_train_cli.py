@@ -13,6 +13,7 @@ from safetensors.torch import load as load_safetensors
 
 from amploop.errors import ConfigError, DataError
 from amploop.registry import Store
+from amploop.train.precision import resolve_precision
 from amploop.workspace import Workspace
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
@@ -28,20 +29,61 @@ ADULT_FP32 = [
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMPLOOP_", "TORCHELASTIC_"))}
+    # No GIT_* variables: the code version amploop records must come from the working folder alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMPLOOP_", "TORCHELASTIC_", "GIT_"))}
     env.update(AMPLOOP_HOME=str(home), OMP_NUM_THREADS="1")
     return env
 
 
-def train(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def train(
+    home: Path, *args: str, timeout: float = 300, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [AMPLOOP, "train", *args, "--json"],
         capture_output=True,
         text=True,
-        env=_env(home),
-        cwd=home.parent,
+        env={**_env(home), **(env or {})},
+        cwd=cwd or home.parent,
         timeout=timeout,
     )
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=amploop test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _repo_with_one_commit(repo: Path) -> str:
+    """A new git repository holding one committed file; returns the commit's full hash."""
+    repo.mkdir(parents=True)
+    _git(repo, "init", "--quiet")
+    (repo / "train.txt").write_text("the code that was trained\n")
+    _git(repo, "add", "train.txt")
+    _git(repo, "commit", "--quiet", "-m", "the trained code")
+    commit = _git(repo, "rev-parse", "HEAD")
+    assert len(commit) == 40
+    return commit
+
+
+def _recorded_code_version(home: Path, run_id: str) -> dict:
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
+        return store.get_run(run_id).code_version
 
 
 def _final_weights(home: Path) -> dict:
@@ -51,18 +93,51 @@ def _final_weights(home: Path) -> dict:
 
 
 def test_adult_mlp_auto_precision_three_epochs(tmp_path):
-    result = train(tmp_path / "h", "--dataset", "adult", "--model", "mlp", "--precision", "auto", "--epochs", "3")
+    commit = _repo_with_one_commit(tmp_path / "project")
+    home = tmp_path / "h"
+    result = train(
+        home, "--dataset", "adult", "--model", "mlp", "--precision", "auto", "--epochs", "3", cwd=tmp_path / "project"
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["model"] == {"name": "adult", "version": 1, "artifact_uri": out["model"]["artifact_uri"]}
     assert out["metrics"]["validation_accuracy"] >= 0.84 and out["metrics"]["test_accuracy"] >= 0.84
-    assert out["precision"]["mode"] in ("bf16", "fp32") and out["precision"]["reason"]
+    # auto made the choice (and gave the reason) that this machine's device calls for
+    assert out["precision"] == resolve_precision("auto", out["precision"]["device_type"]).to_dict()
     assert out["samples_per_s"] > 0
-    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / "h")})) as store:
+    with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
         run = store.get_run(out["run_id"])
         assert run.status == "finished" and run.metrics["precision_reason"] == out["precision"]["reason"]
         assert set(run.dataset_fingerprints) == {"source", "train", "validation", "test"}
-        assert "git_commit" in run.code_version or run.code_version == {}
+        assert run.code_version == {"git_commit": commit, "dirty": False}  # the repository it was run in
+
+
+def _tiny_csv(path: Path) -> Path:
+    path.write_text("a,b,y\n" + "".join(f"{i},{(i * 7) % 13 * 0.5},{i % 2}\n" for i in range(200)))
+    return path
+
+
+@pytest.mark.parametrize("where", ["repository with uncommitted changes", "folder outside any repository"])
+def test_the_code_version_of_the_working_folder_is_recorded_exactly(tmp_path, where):
+    work = tmp_path / "work"
+    if where == "folder outside any repository":
+        work.mkdir()
+        expected = {}
+    else:
+        commit = _repo_with_one_commit(work)
+        (work / "train.txt").write_text("edited after the commit\n")
+        expected = {"git_commit": commit, "dirty": True}
+    csv = _tiny_csv(tmp_path / "d.csv")
+    home = tmp_path / "h"
+    # git must not find a repository above tmp_path (a checkout that happens to hold the temp folder)
+    result = train(
+        home,
+        *("--dataset", str(csv), "--target", "y", "--epochs", "1", "--batch-size", "32", "--precision", "fp32"),
+        cwd=work,
+        env={"GIT_CEILING_DIRECTORIES": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert _recorded_code_version(home, json.loads(result.stdout)["run_id"]) == expected
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
