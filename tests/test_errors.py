@@ -3,7 +3,10 @@ from amploop.errors import AmploopError
 
 
 def _all_error_classes():
-    return [getattr(errors, n) for n in errors.__all__]
+    exported = [getattr(errors, n) for n in errors.__all__]
+    classes = [e for e in exported if isinstance(e, type)]
+    assert len(classes) == len(exported) - 1  # and close_matches, the hint helper
+    return classes
 
 
 def test_every_error_is_an_amploop_error_with_exit_code_and_status():
