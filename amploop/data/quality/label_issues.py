@@ -50,8 +50,27 @@ def _features_for_model(dataset: Dataset) -> np.ndarray:
             infinite, overflowing = _unusable_numbers(floats)
             parts.append(np.where(infinite | overflowing, np.nan, floats)[:, None])  # NaN: "missing" to the model
         else:
-            parts.append(pd.factorize(values.astype(str))[0].astype(float)[:, None])
+            parts.append(_category_codes(values)[:, None])
     return np.hstack(parts) if parts else np.zeros((dataset.n_rows, 0))
+
+
+# HistGradientBoosting takes a categorical feature with at most 255 values (its bin count).
+MAX_SCREENING_CATEGORIES = 255
+
+
+def _category_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a text column; past the 254 most frequent values, the rest share one code.
+
+    An ID or free-text column has more distinct values than the screening model can bin: lumping
+    the rare ones keeps whatever signal the frequent values carry (an ID column carries none).
+    """
+    codes, uniques = pd.factorize(values.astype(str))
+    if len(uniques) > MAX_SCREENING_CATEGORIES:
+        frequent = np.argsort(-np.bincount(codes), kind="stable")[: MAX_SCREENING_CATEGORIES - 1]
+        remap = np.full(len(uniques), MAX_SCREENING_CATEGORIES - 1)
+        remap[frequent] = np.arange(len(frequent))
+        codes = remap[codes]
+    return codes.astype(float)
 
 
 def out_of_fold_probabilities(dataset: Dataset, labels: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
