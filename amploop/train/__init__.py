@@ -10,8 +10,7 @@ agent, must not find its own module already imported by this package.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from amploop._lazy import lazy_exports
 
 _EXPORTS = {
     "Checkpoint": "amploop.train.checkpoint",
@@ -43,14 +42,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'amploop.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
