@@ -75,6 +75,7 @@ class DataConfig(_Section):
     slice_columns: list[str] = Field(default_factory=list)  # columns to report metrics by
     validation_fraction: float = Field(0.1, gt=0, lt=1)  # share of training rows held out
     test_fraction: float = Field(0.2, gt=0, lt=1)  # share held out when the data has no test split
+    split_seed: int = Field(0, ge=0, le=MAX_SEED)  # seeds the split; train.seed leaves the test rows alone
     datasheet: dict[str, str] = Field(default_factory=dict)  # your text per datasheet section
     impute_missing: bool = False  # fill missing numeric features with the training mean
 
@@ -98,8 +99,9 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "tf32", "bf16", "fp16"] = "auto"  # numeric precision
-    epochs: int = Field(5, ge=1)  # passes over the training data
-    batch_size: int = Field(256, ge=1)  # samples per optimizer step, per process
+    epochs: int | None = Field(None, ge=1)  # passes over the data; null: at least 5, more until min_steps
+    min_steps: int = Field(1000, ge=1)  # with epochs null: optimizer steps a small table still gets
+    batch_size: int = Field(256, ge=1)  # samples per optimizer step, per process; capped for small tables
     learning_rate: float = Field(1e-3, gt=0)  # peak learning rate after warmup
     weight_decay: float = Field(0.01, ge=0)  # AdamW decoupled weight decay
     seed: int = Field(0, ge=0, le=MAX_SEED)  # seeds data order and initialisation; each rank adds its rank
@@ -107,7 +109,7 @@ class TrainConfig(_Section):
     max_grad_norm: float | None = Field(1.0, gt=0)  # clip gradients to this norm; null: no clip
     warmup_fraction: float = Field(0.05, ge=0, lt=1)  # share of steps spent warming up
     compile: Literal["auto", "on", "off"] = "auto"  # torch.compile; auto: on CUDA only
-    early_stopping_patience: int | None = Field(3, ge=1)  # epochs without improvement; null: off
+    early_stopping_patience: int | None = Field(3, ge=1)  # epochs without a lower validation loss; null: off
     checkpoint_every_steps: int | None = Field(None, ge=1)  # null: only at the end
     nproc_per_node: int = Field(1, ge=1)  # processes per machine (torchrun) for data parallelism
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N

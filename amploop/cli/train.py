@@ -16,6 +16,8 @@ from amploop.errors import UsageError
 
 # -- train -------------------------------------------------------------------------------------
 
+DEFAULT_WIDTH, DEFAULT_DEPTH = 256, 2  # the mlp's own default hidden layers, when only one of the two is given
+
 _LAUNCHER_FLAGS = (
     "--nproc-per-node",
     "--nnodes",
@@ -51,7 +53,16 @@ def train_command(
     epochs: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option(help="Per process.")] = None,
     learning_rate: Annotated[float | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(help="Seeds initialisation and data order.")] = None,
+    split_seed: Annotated[
+        int | None, typer.Option(help="Seeds the train/validation/test split (default 0), apart from --seed.")
+    ] = None,
+    min_steps: Annotated[
+        int | None, typer.Option(min=1, help="Without --epochs: optimizer steps a small table still gets (1000).")
+    ] = None,
+    width: Annotated[int | None, typer.Option(min=1, help="mlp/tabular: units per hidden layer.")] = None,
+    depth: Annotated[int | None, typer.Option(min=1, max=64, help="mlp/tabular: hidden layers.")] = None,
+    dropout: Annotated[float | None, typer.Option(min=0.0, max=0.95, help="mlp/tabular: dropout rate.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     compile: Annotated[str | None, typer.Option(help="torch.compile: auto (CUDA only), on, off.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
@@ -68,8 +79,14 @@ def train_command(
         bool, typer.Option("--allow-quality-issues", help="Train despite blocking data findings (needs --reason).")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why; recorded in the audit log.")] = None,
+    exclude_label_issues: Annotated[
+        bool, typer.Option("--exclude-label-issues", help="Drop rows whose label looks wrong from training.")
+    ] = False,
+    exclude_outliers: Annotated[
+        bool, typer.Option("--exclude-outliers", help="Drop outlier rows from training.")
+    ] = False,
     exclude_suspicious: Annotated[
-        bool, typer.Option("--exclude-suspicious", help="Drop label issues and outliers from the training rows.")
+        bool, typer.Option("--exclude-suspicious", help="Both --exclude-label-issues and --exclude-outliers.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -87,6 +104,9 @@ def train_command(
         "train.batch_size": batch_size,
         "train.learning_rate": learning_rate,
         "train.seed": seed,
+        "train.min_steps": min_steps,
+        "data.split_seed": split_seed,
+        "model.options.dropout": dropout,
         "train.device": device,
         "train.compile": compile,
         "train.max_steps": max_steps,
@@ -95,6 +115,8 @@ def train_command(
     }
     if not re.fullmatch(r"[1-9]\d{0,3}(:[1-9]\d{0,3})?", nnodes):
         raise UsageError(f"--nnodes {nnodes[:40]!r}: give a number of machines, as 2, or a range, as 1:4")
+    if width is not None or depth is not None:
+        overrides["model.options.hidden"] = [width or DEFAULT_WIDTH] * (depth or DEFAULT_DEPTH)
     cfg = state.config(overrides)
     processes = cfg.train.nproc_per_node
     if processes > 1 and not in_torchrun():
@@ -119,7 +141,8 @@ def train_command(
         progress=not as_json,
         allow_quality_issues=allow_quality_issues,
         reason=reason,
-        exclude_suspicious=exclude_suspicious,
+        exclude_label_issues=exclude_label_issues or exclude_suspicious,
+        exclude_outliers=exclude_outliers or exclude_suspicious,
     )
     if outcome is None:  # ranks other than 0 print nothing
         return
@@ -143,6 +166,19 @@ def render_training(result: dict[str, Any]) -> None:
         f"step {t['step_time_ms']} ms, data wait {t['data_wait_fraction']:.1%}",
         highlight=False,
     )
+    for note in result.get("notes", []):
+        out.print(note, highlight=False, markup=False)
+    excluded = {kind: n for kind, n in result.get("excluded_rows", {}).items() if n}
+    if excluded:
+        out.print(
+            "kept out of training: " + ", ".join(f"{n} {kind.replace('_', ' ')} rows" for kind, n in excluded.items()),
+            highlight=False,
+        )
+    findings = result.get("findings", [])
+    if findings:
+        out.print("data findings (not blocking):", highlight=False)
+        for line in findings:
+            out.print(f"  - {line}", highlight=False, markup=False)
 
 
 @bench_app.command("precision")

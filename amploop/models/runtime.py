@@ -79,7 +79,7 @@ def batched_outputs(
                 batch = to_device({k: v[part] for k, v in inputs.items()}, device)
                 with autocast():
                     outputs = model(batch)
-                yield part, outputs.float()
+                yield part, outputs.detach().float()  # a module may return a view of a parameter
     finally:
         model.train(was_training)
 

@@ -7,6 +7,7 @@ result (the others get ``None``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from amploop.config import AmploopConfig
 from amploop.data import Dataset, builtin_names, open_dataset
 from amploop.data.quality import QualityReport, check_quality
-from amploop.errors import ConfigError, DatasetNotFound, QualityError
+from amploop.errors import AmploopError, ConfigError, DatasetNotFound, QualityError, TrainingError
 from amploop.names import MAX_NAME_LENGTH, check_name
 from amploop.registry.records import ModelVersionRecord, dataset_record
 from amploop.registry.store import Store
@@ -41,11 +42,16 @@ class TrainOutcome:
     fit: FitResult = dataclasses.field(repr=False)
     quality: QualityReport = dataclasses.field(repr=False)
     data: dict[str, str]  # fingerprints: source, train, validation, test
-    excluded_suspicious_rows: int
+    excluded_rows: dict[str, int]  # rows kept out of training: label_issues, outliers
 
     @property
     def metrics(self) -> dict[str, float]:
         return self.fit.metrics
+
+    @property
+    def findings(self) -> list[str]:
+        """The data check's non-blocking findings, one short line each, most important first."""
+        return self.quality.summary_lines()
 
     @property
     def reference(self) -> str:
@@ -67,7 +73,10 @@ class TrainOutcome:
             "samples_per_s": trained.throughput.samples_per_s,
             "data": self.data,
             "quality": self.quality.counts(),
-            "excluded_suspicious_rows": self.excluded_suspicious_rows,
+            "findings": self.findings,
+            "excluded_rows": self.excluded_rows,
+            "excluded_suspicious_rows": sum(self.excluded_rows.values()),
+            "notes": trained.notes,
             "train": trained.to_dict(),
         }
 
@@ -113,6 +122,29 @@ def _quality_gate(quality: QualityReport, allow: bool) -> None:
         )
 
 
+def _refuse_finished_run(folder: Path, name: str, store: Store | None, workspace: Workspace) -> None:
+    """``--resume`` after a run that reached its end: say so and name its version, rather than register it twice."""
+    import hashlib
+
+    from amploop.train.checkpoint import CheckpointManager
+
+    found = CheckpointManager(folder).latest()
+    if found is None or not found.json("trainer.json").get("state", {}).get("finished"):
+        return
+    digest = hashlib.sha256(found.files["model.safetensors"]).hexdigest()
+    registered = None
+    with contextlib.ExitStack() as stack:
+        opened = store or stack.enter_context(Store.open(workspace))
+        with contextlib.suppress(AmploopError):
+            matches = [v for v in opened.list_model_versions(name) if v.artifacts.get("model.safetensors") == digest]
+            registered = max(matches, key=lambda v: v.version) if matches else None
+    where = f"; its weights are {registered.name}:{registered.version}" if registered else ""
+    raise TrainingError(
+        f"the run in {folder} already finished (step {found.step}){where}; nothing to resume — "
+        "train without --resume to start a new run"
+    )
+
+
 def train_version(
     config: AmploopConfig | None = None,
     *,
@@ -124,15 +156,19 @@ def train_version(
     progress: bool = False,
     allow_quality_issues: bool = False,
     reason: str | None = None,
-    exclude_suspicious: bool = False,
+    exclude_label_issues: bool = False,
+    exclude_outliers: bool = False,
 ) -> TrainOutcome | None:
     """Train as ``config`` says and register the result as a new model version.
 
     ``dataset`` (a built-in name, a file path or a :class:`Dataset`) overrides ``data.source``;
     ``model`` is a user's own ``nn.Module`` instead of ``model.architecture``. The data-quality
     check runs first and blocks on blocking findings unless ``allow_quality_issues`` with a
-    ``reason`` (kept in the audit log). ``store`` defaults to the workspace's (opened and
-    closed here). Rank 0 returns the :class:`TrainOutcome`; other torchrun ranks return ``None``.
+    ``reason`` (kept in the audit log); ``exclude_label_issues`` and ``exclude_outliers`` keep
+    the rows it flags out of training and validation (never out of the test rows). With
+    ``resume``, a run whose checkpoint says it finished is not trained and registered again.
+    ``store`` defaults to the workspace's (opened and closed here). Rank 0 returns the
+    :class:`TrainOutcome`; other torchrun ranks return ``None``.
     """
     from amploop.train.checkpoint import CheckpointManager
     from amploop.train.distributed import setup_distributed, teardown_distributed
@@ -147,11 +183,25 @@ def train_version(
     folder = _checkpoint_folder(workspace, name, checkpoint_dir)
     if not resume:
         CheckpointManager(folder).check_owned()  # a folder with other files is refused, untouched
+    else:
+        _refuse_finished_run(folder, name, store, workspace)
     quality = check_quality(
-        data, slice_columns=config.data.slice_columns, label_issues=exclude_suspicious, seed=config.train.seed
+        data,
+        slice_columns=config.data.slice_columns,
+        label_issues=exclude_label_issues,
+        seed=config.train.seed,
+        validation_fraction=config.data.validation_fraction,
+        test_fraction=config.data.test_fraction,
+        split_seed=config.data.split_seed,  # duplicates across the very split fit() makes
+        progress=progress,
     )
     _quality_gate(quality, allow_quality_issues)
-    exclude = np.array([r.row for r in quality.suspicious_rows], dtype=np.int64) if exclude_suspicious else None
+    excluded = {
+        "label_issues": sorted(quality.label_issue_rows) if exclude_label_issues else [],
+        "outliers": sorted(quality.outlier_rows) if exclude_outliers else [],
+    }
+    rows = sorted(set(excluded["label_issues"]) | set(excluded["outliers"]))
+    exclude = np.array(rows, dtype=np.int64) if rows else None
     ctx = setup_distributed(config.train.device, timeout_s=config.train.collective_timeout_s)
     own_store = store is None and ctx.is_main
     if own_store:
@@ -186,7 +236,8 @@ def train_version(
         )
         if store is None or run is None:
             return None
-        return _register(store, run.id, name, data, result, quality, 0 if exclude is None else len(exclude))
+        counts = {kind: len(found) for kind, found in excluded.items()}
+        return _register(store, run.id, name, data, result, quality, counts)
     except BaseException as exc:
         if store is not None and run is not None:
             store.finish_run(run.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -198,7 +249,13 @@ def train_version(
 
 
 def _register(
-    store: Store, run_id: str, name: str, data: Dataset, result: FitResult, quality: QualityReport, excluded: int
+    store: Store,
+    run_id: str,
+    name: str,
+    data: Dataset,
+    result: FitResult,
+    quality: QualityReport,
+    excluded: dict[str, int],
 ) -> TrainOutcome:
     """Record the datasets and the finished run, fit the temperature, register the version."""
     from amploop.evaluate.calibration import temperature_for_fit
@@ -220,7 +277,8 @@ def _register(
         "precision_reason": trained.precision.reason,
         "samples_per_s": trained.throughput.samples_per_s,
         "quality": quality.counts(),
-        "excluded_suspicious_rows": excluded,
+        "excluded_rows": excluded,
+        "notes": trained.notes,
     }
     store.finish_run(
         run_id,
@@ -229,8 +287,9 @@ def _register(
         dataset_fingerprints=fingerprints,
     )
     bundle = bundle_from_fit(result)
-    if result.task == "classification":  # temperature scaling, fitted on the validation rows
-        bundle = dataclasses.replace(bundle, temperature=temperature_for_fit(result))
+    if result.task == "classification":  # temperature scaling, kept only where it helps on held-out validation rows
+        decision = temperature_for_fit(result)
+        bundle = dataclasses.replace(bundle, temperature=decision.temperature, temperature_decision=decision.to_dict())
     version = store.register_model_version(name, bundle.to_files(), run_id=run_id, metrics=result.metrics)
     return TrainOutcome(
         run_id=run_id,
@@ -238,5 +297,5 @@ def _register(
         fit=result,
         quality=quality,
         data=fingerprints,
-        excluded_suspicious_rows=excluded,
+        excluded_rows=excluded,
     )

@@ -102,7 +102,7 @@ def fit(
         dataset,
         validation_fraction=config.data.validation_fraction,
         test_fraction=config.data.test_fraction,
-        seed=settings.seed,
+        seed=config.data.split_seed,
         exclude=exclude,
     )
     encoder = FeatureEncoder(exclude=[dataset.target]).fit(

@@ -34,8 +34,9 @@ from amploop.config import TrainConfig
 from amploop.errors import TrainingError
 from amploop.train.checkpoint import CheckpointManager
 from amploop.train.distributed import DistributedContext, setup_distributed
-from amploop.train.objective import evaluate_loss, loss_function
-from amploop.train.precision import PrecisionChoice, resolve_precision
+from amploop.train.objective import loss_function, validation_scores
+from amploop.train.plan import StepPlan, keep_epoch, plan_steps
+from amploop.train.precision import PrecisionChoice, probe_cpu_precision, resolve_precision
 from amploop.train.state import TrainState, checkpoint_files, restore_checkpoint
 from amploop.train.tensors import TrainData
 from amploop.train.throughput import ThroughputMeter, ThroughputReport, count_training_flops, progress_bar
@@ -51,10 +52,14 @@ class TrainResult:
     epochs_run: int
     steps: int
     samples_seen: int
+    rows: int  # training rows
+    batch_size: int  # rows per micro-batch, after the cap for small tables
+    epochs_planned: int
+    notes: list[str]  # what the defaults adjusted, and a one-line summary of the run
     world_size: int
     loss_curve: list[float]  # global mean loss per optimizer step
     history: list[dict[str, float]]  # per epoch: train_loss, val_loss, val_metric
-    best_epoch: int | None
+    best_epoch: int | None  # lowest validation loss (metric breaks ties)
     best_val_metric: float | None
     stopped_early: bool
     nonfinite_steps_skipped: int
@@ -89,8 +94,9 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step) % (2**63)
 
 
-def _scaled(loss: Tensor, accumulation: int) -> Tensor:
-    return loss if accumulation == 1 else loss / accumulation
+def _scaled(loss: Tensor, rows: int, step_rows: int) -> Tensor:
+    """A micro-batch's mean loss weighted by its share of the step's rows: the step's loss is their mean."""
+    return loss if rows == step_rows else loss * (rows / step_rows)
 
 
 def _reseed(seed: int, device: torch.device) -> None:
@@ -123,9 +129,10 @@ def train_model(
     started = time.perf_counter()
     ctx = ctx or setup_distributed(config.device, timeout_s=config.collective_timeout_s)
     device = ctx.device
-    precision = resolve_precision(config.precision, device)
-    precision.apply_matmul_settings()
     loss_fn = loss_function(task)
+    accumulation = config.gradient_accumulation_steps
+    plan = plan_steps(len(train), config, ctx.world_size)
+    micro, steps_per_epoch, total_steps = plan.batch_size, plan.steps_per_epoch, plan.total_steps
 
     # -- model: placement, memory format, data parallelism, compilation ------------------------
     torch.manual_seed(config.seed)  # identical initial weights on every rank
@@ -148,6 +155,10 @@ def train_model(
         "fallback_reason": None,
     }
     step_model: nn.Module = torch.compile(ddp_model) if use_compile else ddp_model
+    precision = resolve_precision(config.precision, device)
+    if config.precision == "auto" and precision.device_type == "cpu" and precision.mode == "bf16":
+        precision = _probe_cpu_precision(raw_model, train, loss_fn, device, ctx, micro)
+    precision.apply_matmul_settings()
 
     # -- optimizer, schedule, loss scaling -----------------------------------------------------
     fused = True if device.type == "cuda" else None  # None: torch picks foreach or for-loop on the CPU
@@ -158,25 +169,9 @@ def train_model(
         lr=config.learning_rate,
         fused=fused,
     )
-    micro = config.batch_size
-    accumulation = config.gradient_accumulation_steps
-    sampler = DistributedSampler(
-        range(len(train)),
-        num_replicas=ctx.world_size,
-        rank=ctx.rank,
-        shuffle=True,
-        seed=config.seed,
-        drop_last=True,
+    sampler = DistributedSampler(  # without drop_last: it pads by repeating rows, so every rank has plan.rows
+        range(len(train)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed
     )
-    steps_per_epoch = len(sampler) // (micro * accumulation)
-    if steps_per_epoch == 0:
-        raise TrainingError(
-            f"{len(train)} training rows are fewer than one step needs "
-            f"({micro} × {accumulation} accumulation × {ctx.world_size} processes); lower --batch-size"
-        )
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
     warmup = max(1, int(config.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, warmup))
     scaler = precision.grad_scaler()
@@ -211,11 +206,12 @@ def train_model(
         probe_inputs, probe_targets = train.batch(torch.arange(min(micro, len(train))), device)
         flops_per_sample = count_training_flops(raw_model, probe_inputs, loss_fn, probe_targets) / len(probe_targets)
     streak = 0
+    samples_seen = 0  # this process's run only: a resumed run counts from where it resumed
     stopped_early = False
     step_model.train()
     with progress_bar(progress and ctx.is_main) as bar:
         task_id = bar.add_task("training", total=total_steps, completed=state.step) if bar else None
-        while state.epoch < config.epochs and state.step < total_steps:
+        while state.epoch < plan.epochs and state.step < total_steps:
             sampler.set_epoch(state.epoch)
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
             for batch in range(state.batch, steps_per_epoch):
@@ -225,10 +221,11 @@ def train_model(
                 step_start = time.perf_counter()
                 data_seconds = 0.0
                 loss_sum: Tensor | None = None
-                for m in range(accumulation):
+                first, last = plan.step_rows(batch, accumulation)
+                chunks = torch.tensor_split(order[first:last], accumulation)  # the last step may be short
+                for m, rows in enumerate(chunks):
                     t0 = time.perf_counter()
-                    start = (batch * accumulation + m) * micro
-                    inputs, targets = train.batch(order[start : start + micro], device)
+                    inputs, targets = train.batch(rows, device)
                     if channels_last and "image" in inputs:
                         inputs["image"] = inputs["image"].contiguous(memory_format=torch.channels_last)
                     data_seconds += time.perf_counter() - t0
@@ -236,14 +233,14 @@ def train_model(
                     with sync:
                         try:
                             with precision.autocast():
-                                loss = _scaled(loss_fn(step_model(inputs), targets), accumulation)
+                                loss = _scaled(loss_fn(step_model(inputs), targets), len(rows), last - first)
                         except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
                             if not compile_info["used"] or step_model is ddp_model:
                                 raise
                             compile_info.update(used=False, fallback_reason=f"{type(exc).__name__}: {exc}"[:500])
                             step_model = ddp_model
                             with precision.autocast():
-                                loss = _scaled(loss_fn(step_model(inputs), targets), accumulation)
+                                loss = _scaled(loss_fn(step_model(inputs), targets), len(rows), last - first)
                         scaler.scale(loss).backward()
                     loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 scaler.unscale_(optimizer)
@@ -282,11 +279,12 @@ def train_model(
                 state.step += 1
                 state.batch = batch + 1
                 state.loss_curve.append(step_loss)
+                samples_seen += (last - first) * ctx.world_size
                 meter.record(
                     time.perf_counter() - step_start,
                     data_seconds,
-                    micro * accumulation,
-                    tokens_per_sample * micro * accumulation,
+                    last - first,
+                    tokens_per_sample * (last - first),
                 )
                 if bar is not None:
                     bar.update(
@@ -304,17 +302,14 @@ def train_model(
                     "train_loss": _mean_tail(state.loss_curve, steps_per_epoch),
                 }
                 if validation is not None:
-                    val_loss, val_metric = evaluate_loss(raw_model, validation, task, precision)
-                    record.update(val_loss=val_loss, val_metric=val_metric)
-                    if state.best_metric is None or val_metric > state.best_metric:
-                        state.best_metric, state.best_epoch, state.bad_epochs = val_metric, state.epoch + 1, 0
+                    scores = validation_scores(raw_model, validation, task, precision)
+                    record.update(val_loss=scores.loss, val_metric=scores.metric, selection_loss=scores.selection_loss)
+                    if keep_epoch(state, state.epoch + 1, scores):
                         best_weights = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
-                    else:
-                        state.bad_epochs += 1
                 state.history.append(record)
                 state.epoch += 1
                 state.batch = 0
-                patience = config.early_stopping_patience
+                patience = plan.patience
                 if validation is not None and patience is not None and state.bad_epochs >= patience:
                     stopped_early = True
                     break
@@ -323,6 +318,7 @@ def train_model(
 
     if best_weights is not None and validation is not None:
         raw_model.load_state_dict(best_weights)
+    state.finished = True
     save_checkpoint()
     ctx.barrier()
     report = meter.report(flops_per_sample=flops_per_sample, precision_mode=precision.mode, world_size=ctx.world_size)
@@ -332,7 +328,11 @@ def train_model(
         task=task,
         epochs_run=state.epoch,
         steps=state.step,
-        samples_seen=state.step * micro * accumulation * ctx.world_size,
+        samples_seen=samples_seen,
+        rows=len(train),
+        batch_size=micro,
+        epochs_planned=plan.epochs,
+        notes=[*plan.notes, _summary(state, plan, len(train), stopped_early, validation is not None)],
         world_size=ctx.world_size,
         loss_curve=list(state.loss_curve),
         history=list(state.history),
@@ -351,3 +351,39 @@ def train_model(
 def _mean_tail(values: list[float], n: int) -> float:
     tail = values[-n:] if values else [float("nan")]
     return float(np.mean(tail))
+
+
+def _summary(state: TrainState, plan: StepPlan, rows: int, stopped_early: bool, validated: bool) -> str:
+    line = f"trained {state.step} steps on {rows:,} rows (batch {plan.batch_size}, "
+    line += f"{state.epoch} of {plan.epochs} epochs"
+    if stopped_early:
+        line += f", stopped early: {plan.patience} epochs without a better validation loss"
+    line += ")"
+    if validated and state.best_epoch is not None:
+        line += f"; kept epoch {state.best_epoch} "
+        line += f"(validation loss {state.best_loss:.4f}, lowest {state.lowest_loss:.4f})"
+    return line
+
+
+def _probe_cpu_precision(
+    model: nn.Module, train: TrainData, loss_fn: Any, device: torch.device, ctx: DistributedContext, batch: int
+) -> PrecisionChoice:
+    """Time a few forward/backward passes of this model on one batch in fp32 and in bf16; keep the faster."""
+    inputs, targets = train.batch(torch.arange(min(batch, len(train))), device)
+    model.eval()  # no batch-norm statistics move while timing
+
+    def step(choice: PrecisionChoice) -> None:
+        with choice.autocast():
+            loss = loss_fn(model(inputs), targets)
+        loss.backward()
+
+    choice = probe_cpu_precision(step)
+    model.zero_grad(set_to_none=True)
+    model.train()
+    if ctx.enabled:  # ranks may time differently: the majority decides, so all run the same precision
+        votes = ctx.mean(torch.tensor(1.0 if choice.mode == "bf16" else 0.0))
+        if (float(votes) > 0.5) != (choice.mode == "bf16"):
+            mode = "bf16" if float(votes) > 0.5 else "fp32"
+            reason = f"{mode}: the majority of {ctx.world_size} processes measured it faster"
+            choice = PrecisionChoice("auto", mode, "cpu", reason)
+    return choice

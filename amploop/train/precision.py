@@ -6,8 +6,12 @@
   fp32, so no loss scaling is needed.
 - CUDA 7.x (Volta, Turing): fp16 autocast with a GradScaler (dynamic loss scaling,
   Micikevicius et al. 2018, "Mixed Precision Training").
-- CPU with native bf16 (AVX512-BF16 or AMX): bf16 autocast; on other CPUs fp32, because
-  emulated bf16 is slower than fp32 there (measured 14x slower for an MLP step on AVX2).
+- CPU without native bf16: fp32, because emulated bf16 is slower than fp32 there (measured 14x
+  slower for an MLP step on AVX2).
+- CPU with native bf16 (AVX512-BF16 or AMX): :func:`resolve_precision` says bf16, and training
+  then times a few steps of the actual model in both (:func:`probe_cpu_precision`) and keeps the
+  faster: for small models autocast's casts cost more than bf16 saves (measured 1,331 vs 3,518
+  samples/s for an MLP on a 409-row table, bf16 vs fp32).
 
 The choice and the reason for it are returned as a :class:`PrecisionChoice` and stored with
 the run.
@@ -22,6 +26,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +36,10 @@ import torch
 
 from amploop.errors import ConfigError
 
-__all__ = ["PRECISIONS", "PrecisionChoice", "cpu_has_native_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "PrecisionChoice", "cpu_has_native_bf16", "probe_cpu_precision", "resolve_precision"]
+
+PROBE_REPEATS = 5  # timed steps per precision, after two untimed ones
+PROBE_MARGIN = 1.1  # bf16 must be this much faster than fp32 to be chosen
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 
@@ -136,3 +146,25 @@ def resolve_precision(requested: str, device: str | torch.device) -> PrecisionCh
     if requested == "bf16" and not cpu_has_native_bf16():
         reason += " (this CPU emulates bf16: expect it to be slower than fp32)"
     return PrecisionChoice(requested, requested, kind, reason)
+
+
+def probe_cpu_precision(step: Callable[[PrecisionChoice], None]) -> PrecisionChoice:
+    """Run ``step`` (one forward and backward pass) in fp32 and bf16 on the CPU; choose the faster.
+
+    The steps alternate so both see the same cache and frequency state; each precision's time is
+    the median of :data:`PROBE_REPEATS`. bf16 is chosen only when it is at least
+    :data:`PROBE_MARGIN` times faster, since it also costs accuracy. The reason records the times.
+    """
+    contenders = {mode: PrecisionChoice("auto", mode, "cpu", "") for mode in ("fp32", "bf16")}
+    timings: dict[str, list[float]] = {mode: [] for mode in contenders}
+    for repeat in range(PROBE_REPEATS + 2):
+        for mode, choice in contenders.items():
+            started = time.perf_counter()
+            step(choice)
+            if repeat >= 2:
+                timings[mode].append(time.perf_counter() - started)
+    fp32, bf16 = (statistics.median(timings[m]) * 1000 for m in ("fp32", "bf16"))
+    measured = f"measured on this model: fp32 {fp32:.2f} ms, bf16 {bf16:.2f} ms per step"
+    if bf16 * PROBE_MARGIN <= fp32:
+        return PrecisionChoice("auto", "bf16", "cpu", f"the CPU has native bf16 and it is faster here ({measured})")
+    return PrecisionChoice("auto", "fp32", "cpu", f"fp32 is as fast or faster than the CPU's native bf16 ({measured})")

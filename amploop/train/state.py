@@ -31,9 +31,14 @@ class TrainState:
     batch: int = 0  # steps taken in the current epoch
     loss_curve: list[float] = field(default_factory=list)  # global mean loss per optimizer step
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: train_loss, val_loss, val_metric
-    best_metric: float | None = None  # best validation metric so far
-    best_epoch: int | None = None  # the epoch that reached it
+    best_metric: float | None = None  # validation metric of the kept epoch
+    best_loss: float | None = None  # its selection loss (calibrated validation loss, or MSE)
+    best_epoch: int | None = None  # the kept epoch: the latest within noise of the lowest loss
+    lowest_loss: float | None = None  # the lowest selection loss so far
+    lowest_loss_se: float | None = None  # its standard error over the validation rows
+    lowest_loss_rows: list[float] | None = None  # its per-row losses (validation splits up to 5,000 rows)
     bad_epochs: int = 0  # epochs since the last improvement
+    finished: bool = False  # the run reached its end; a resume has nothing left to do
     nonfinite: int = 0  # steps skipped because the loss or gradient norm was not finite
     scaler_skipped: int = 0  # fp16 steps the GradScaler skipped
 

@@ -88,10 +88,17 @@ def test_non_finite_losses_stop_the_run_with_a_training_error(tmp_path):
         train_model(_Linear(), data, None, settings, checkpoint_dir=str(tmp_path / "ck"))
 
 
-def test_too_few_rows_for_one_step():
+def test_a_batch_larger_than_the_data_is_capped_not_refused():
     data = TrainData({"numeric": torch.randn(10, 4)}, torch.randint(0, 2, (10,)))
+    result = train_model(_Linear(), data, None, TrainConfig(batch_size=64, epochs=3, device="cpu", precision="fp32"))
+    assert result.batch_size == 10 and result.steps == 3 and result.samples_seen == 30
+    assert "batch size 64 capped to 10 for 10 training rows" in result.notes
+
+
+def test_too_few_rows_for_one_accumulated_step():
+    data = TrainData({"numeric": torch.randn(3, 4)}, torch.randint(0, 2, (3,)))
     with pytest.raises(TrainingError, match="fewer than one step needs"):
-        train_model(_Linear(), data, None, TrainConfig(batch_size=64, device="cpu"))
+        train_model(_Linear(), data, None, TrainConfig(gradient_accumulation_steps=4, device="cpu"))
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):

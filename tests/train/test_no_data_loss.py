@@ -146,6 +146,9 @@ def test_resume_from_a_checkpoint_with_a_forged_optimizer_file_exits_11(project)
     step = manager.latest().step
     files = dict(manager.latest().files)
     files.pop("manifest.json", None)
+    trainer = json.loads(files["trainer.json"])
+    trainer["state"]["finished"] = False  # a run cut short, so --resume reads the optimizer file
+    files["trainer.json"] = json.dumps(trainer).encode()
     files["optimizer.pt"] = pickle.dumps(_Evil())  # and a manifest that vouches for it
     import shutil
 

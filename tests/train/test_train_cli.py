@@ -103,7 +103,11 @@ def test_adult_mlp_auto_precision_three_epochs(tmp_path):
     assert out["model"] == {"name": "adult", "version": 1, "artifact_uri": out["model"]["artifact_uri"]}
     assert out["metrics"]["validation_accuracy"] >= 0.84 and out["metrics"]["test_accuracy"] >= 0.84
     # auto made the choice (and gave the reason) that this machine's device calls for
-    assert out["precision"] == resolve_precision("auto", out["precision"]["device_type"]).to_dict()
+    by_device = resolve_precision("auto", out["precision"]["device_type"])
+    if by_device.device_type == "cpu" and by_device.mode == "bf16":  # native bf16: a measured probe decides
+        assert out["precision"]["mode"] in ("fp32", "bf16") and "measured on this model" in out["precision"]["reason"]
+    else:
+        assert out["precision"] == by_device.to_dict()
     assert out["samples_per_s"] > 0
     with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
         run = store.get_run(out["run_id"])
@@ -246,7 +250,9 @@ def test_a_rank_killed_under_torchrun(tmp_path, max_restarts):
     if max_restarts == 1:
         assert proc.returncode == 0, stderr[-3000:]
         out = json.loads(stdout)
-        assert out["train"]["resumed_from_step"] >= 60 and out["train"]["steps"] == 2 * 228
+        assert (
+            out["train"]["resumed_from_step"] >= 60 and out["train"]["steps"] == 2 * 229
+        )  # 229 steps per epoch: the last, short batch is kept
     else:
         assert proc.returncode != 0
         assert time.time() - started < 300
