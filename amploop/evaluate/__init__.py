@@ -3,9 +3,11 @@
 :func:`evaluate_model` runs every check of one model version on one dataset and returns an
 :class:`EvaluationReport` (typed parts; ``to_dict()`` is its JSON form); :func:`render_html`
 turns that form into a self-contained page. The parts are usable on their own: metric and
-calibration functions on plain NumPy arrays, :func:`evaluate_slices` and
-:func:`discover_slices`, :func:`corruption_results` and :func:`precision_parity`, and
-:func:`apply_gate` with :data:`DEFAULT_GATE`.
+calibration functions on plain NumPy arrays (:func:`decide_temperature` keeps a temperature
+only where it helps on held-out rows), the trivial baselines, :func:`bootstrap_intervals`,
+:func:`evaluate_slices` and :func:`discover_slices`, :func:`corruption_results` and
+:func:`precision_parity`, :func:`apply_gate` with :data:`DEFAULT_GATE`, and for new rows
+:func:`compare_rows` (do they look like the training rows?) and :func:`compare_with_holdout`.
 
 Names are imported on first use (PEP 562): ``import amploop.evaluate`` loads neither torch nor
 pandas, and importing one submodule does not pull in the others.
@@ -26,11 +28,25 @@ _EXPORTS = {
     "ChampionComparison": "amploop.evaluate.evaluation",
     "EvaluationReport": "amploop.evaluate.evaluation",
     "evaluate_model": "amploop.evaluate.evaluation",
+    # baselines, intervals, and new rows against the training rows and the version's own test result
+    "Baseline": "amploop.evaluate.baselines",
+    "BaselineReport": "amploop.evaluate.baselines",
+    "classification_baselines": "amploop.evaluate.baselines",
+    "regression_baselines": "amploop.evaluate.baselines",
+    "bootstrap_intervals": "amploop.evaluate.bootstrap",
+    "ColumnShift": "amploop.evaluate.shift",
+    "ShiftReport": "amploop.evaluate.shift",
+    "compare_rows": "amploop.evaluate.shift",
+    "HoldoutComparison": "amploop.evaluate.comparison",
+    "MetricComparison": "amploop.evaluate.comparison",
+    "compare_with_holdout": "amploop.evaluate.comparison",
     # calibration
     "CalibrationSummary": "amploop.evaluate.calibration",
+    "TemperatureDecision": "amploop.evaluate.calibration",
     "apply_temperature": "amploop.evaluate.calibration",
     "calibration_summary": "amploop.evaluate.calibration",
     "classwise_ece": "amploop.evaluate.calibration",
+    "decide_temperature": "amploop.evaluate.calibration",
     "expected_calibration_error": "amploop.evaluate.calibration",
     "fit_temperature": "amploop.evaluate.calibration",
     "max_calibration_error": "amploop.evaluate.calibration",
@@ -79,32 +95,44 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Baseline",
+    "BaselineReport",
     "CLASSIFICATION_METRICS",
     "CalibrationSummary",
     "ChampionComparison",
+    "ColumnShift",
     "CorruptionResult",
     "DEFAULT_GATE",
     "DiscoveredSlice",
     "EvaluationReport",
     "GATE_METRICS",
     "GateVerdict",
+    "HoldoutComparison",
+    "MetricComparison",
     "ParityResult",
     "REGRESSION_METRICS",
     "RobustnessReport",
     "RuleOutcome",
+    "ShiftReport",
     "SliceReport",
     "SliceResult",
+    "TemperatureDecision",
     "accuracy",
     "apply_gate",
     "apply_temperature",
     "balanced_accuracy",
+    "bootstrap_intervals",
     "brier_score",
     "calibration_summary",
     "check_policy",
+    "classification_baselines",
     "classification_metrics",
     "classwise_ece",
+    "compare_rows",
+    "compare_with_holdout",
     "confusion_matrix",
     "corruption_results",
+    "decide_temperature",
     "discover_slices",
     "evaluate_model",
     "evaluate_slices",
@@ -118,6 +146,7 @@ __all__ = [
     "precision_parity",
     "precision_recall_f1",
     "r2",
+    "regression_baselines",
     "regression_metrics",
     "reliability_bins",
     "render_html",
@@ -133,11 +162,20 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from amploop.evaluate.baselines import (
+        Baseline,
+        BaselineReport,
+        classification_baselines,
+        regression_baselines,
+    )
+    from amploop.evaluate.bootstrap import bootstrap_intervals
     from amploop.evaluate.calibration import (
         CalibrationSummary,
+        TemperatureDecision,
         apply_temperature,
         calibration_summary,
         classwise_ece,
+        decide_temperature,
         expected_calibration_error,
         fit_temperature,
         max_calibration_error,
@@ -145,6 +183,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         softmax,
         temperature_for_fit,
     )
+    from amploop.evaluate.comparison import HoldoutComparison, MetricComparison, compare_with_holdout
     from amploop.evaluate.evaluation import ChampionComparison, EvaluationReport, evaluate_model
     from amploop.evaluate.gates import DEFAULT_GATE, GATE_METRICS, GateVerdict, RuleOutcome, apply_gate, check_policy
     from amploop.evaluate.metrics import (
@@ -173,6 +212,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         corruption_results,
         precision_parity,
     )
+    from amploop.evaluate.shift import ColumnShift, ShiftReport, compare_rows
     from amploop.evaluate.slices import (
         DiscoveredSlice,
         SliceReport,

@@ -218,6 +218,13 @@ def render_html(report: EvaluationReport | Mapping[str, Any]) -> str:
         rob = report["robustness"]
         charts["corruption"] = corruption_svg(rob["clean_metric"], rob["corruptions"], slices["metric"])
     scalar_metrics = {k: v for k, v in report["metrics"].items() if isinstance(v, float)}
+    intervals = report.get("intervals") or {}  # absent in reports stored before intervals were kept
     return template.render(
-        report=report, charts={k: jinja2.utils.markupsafe.Markup(v) for k, v in charts.items()}, metrics=scalar_metrics
+        report=report,
+        charts={k: jinja2.utils.markupsafe.Markup(v) for k, v in charts.items()},
+        metrics=scalar_metrics,
+        intervals=intervals.get("metrics") or {},
+        level=f"{100 * intervals.get('confidence_level', 0.95):g}%",
+        method=intervals.get("method", "bootstrap"),
+        baselines=report.get("baselines"),
     )

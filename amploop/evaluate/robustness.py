@@ -7,15 +7,23 @@ Corruptions (seeded, applied to the raw inputs before encoding):
 - images: Gaussian pixel noise (sigma on the [0, 1] scale), rotation, Gaussian blur and reduced
   contrast, in the spirit of the ImageNet-C corruptions (Hendrycks and Dietterich, 2019).
 
+The first level of each corruption is its mildest; the ``mild_corruption_drop`` gate metric
+reads those, the harsher levels draw the degradation curve.
+
 Precision parity compares the served precisions (bf16, fp16 autocast; int8 dynamic
 quantization of linear layers) with fp32 on the same rows: the share of identical predicted
-classes and the metric difference.
+classes (regression: values within 1% of fp32's, or of the spread of fp32's values when they
+are near zero) and the metric difference.
+
+Each result keeps its per-row scores (correct or not; squared error; agreeing or not) outside
+its JSON form, so that the gate can bootstrap an interval on the same resamples as every
+other metric.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,9 +52,11 @@ class CorruptionResult:
     level: float
     metric: float
     drop: float  # clean metric minus corrupted metric (accuracy) or the reverse (error metrics)
+    mild: bool = False  # the corruption's mildest level
+    row_scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # per row: correct, or squared error
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "row_scores"}
 
 
 @dataclass(frozen=True)
@@ -55,14 +65,25 @@ class RobustnessReport:
 
     clean_metric: float
     corruptions: list[CorruptionResult]
+    metric: str = "accuracy"  # accuracy (classification) or rmse (regression)
+    clean_row_scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def largest_drop(self) -> float | None:
         """The worst drop over the suite (the ``corruption_drop`` gate metric); None for an empty suite."""
         return max((c.drop for c in self.corruptions), default=None)
 
+    @property
+    def largest_mild_drop(self) -> float | None:
+        """The worst drop at the corruptions' mildest levels; None for an empty suite."""
+        return max((c.drop for c in self.corruptions if c.mild), default=None)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"clean_metric": self.clean_metric, "corruptions": [c.to_dict() for c in self.corruptions]}
+        return {
+            "clean_metric": self.clean_metric,
+            "metric": self.metric,
+            "corruptions": [c.to_dict() for c in self.corruptions],
+        }
 
 
 @dataclass(frozen=True)
@@ -71,15 +92,24 @@ class ParityResult:
     agreement: float  # share of rows with the same predicted class (regression: within 1% of fp32)
     metric: float
     metric_delta: float  # this precision's metric minus fp32's
+    agrees: np.ndarray | None = field(default=None, repr=False, compare=False)  # per row
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "agrees"}
+
+
+def _row_scores(bundle: ModelBundle, outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row: 1.0 when correct (classification), else the squared error (regression)."""
+    if bundle.task == "classification":
+        return (outputs.argmax(1) == labels).astype(float)
+    return (outputs - labels) ** 2
 
 
 def _score(bundle: ModelBundle, outputs: np.ndarray, labels: np.ndarray) -> float:
-    if bundle.task == "classification":
-        return float(np.mean(outputs.argmax(1) == labels))
-    return float(np.sqrt(np.mean((outputs - labels) ** 2)))
+    if len(labels) == 0:
+        return float("nan")
+    scores = _row_scores(bundle, outputs, labels)
+    return float(scores.mean()) if bundle.task == "classification" else float(np.sqrt(scores.mean()))
 
 
 def _table_corruption(
@@ -164,7 +194,9 @@ def corruption_results(
 
     def record(kind: str, level: float, outputs: np.ndarray) -> None:
         metric = _score(bundle, outputs, labels)
-        results.append(CorruptionResult(kind, level, metric, sign * (clean - metric)))
+        mild = level == (IMAGE_CORRUPTIONS if image_columns else TABLE_CORRUPTIONS)[kind][0]
+        scores = _row_scores(bundle, outputs, labels)
+        results.append(CorruptionResult(kind, level, metric, sign * (clean - metric), mild, scores))
 
     image_columns = [c for c in dataset.arrays]
     if image_columns:
@@ -181,7 +213,8 @@ def corruption_results(
                 rng = np.random.default_rng(seed)
                 table = _table_corruption(kind, level, dataset.table, columns, encoder.numeric_columns_, rng)
                 record(kind, level, predictor.predict_outputs(table, dataset.arrays, validate=False))
-    return RobustnessReport(clean, results)
+    metric = "accuracy" if bundle.task == "classification" else "rmse"
+    return RobustnessReport(clean, results, metric, _row_scores(bundle, clean_outputs, labels))
 
 
 def precision_parity(
@@ -207,9 +240,11 @@ def precision_parity(
         predictor = Predictor(bundle, precision=precision, module=module)
         outputs = predictor.predict_outputs(dataset.table, dataset.arrays)
         if bundle.task == "classification":
-            agreement = float(np.mean(outputs.argmax(1) == base.argmax(1)))
-        else:
-            agreement = float(np.mean(np.abs(outputs - base) <= 0.01 * np.maximum(np.abs(base), 1e-6)))
+            agrees = outputs.argmax(1) == base.argmax(1)
+        else:  # 1% of the value, or of the values' spread where values are near zero (1% of 0 is 0)
+            scale = np.maximum(np.abs(base), float(np.std(base)) if len(base) else 0.0)
+            agrees = np.abs(outputs - base) <= 0.01 * np.maximum(scale, 1e-6)
+        agreement = float(np.mean(agrees)) if len(agrees) else float("nan")
         metric = _score(bundle, outputs, labels)
-        results.append(ParityResult(precision, agreement, metric, metric - base_metric))
+        results.append(ParityResult(precision, agreement, metric, metric - base_metric, agrees.astype(float)))
     return results

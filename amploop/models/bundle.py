@@ -72,6 +72,7 @@ class _MetaFile(BaseModel):
     table_schema: dict[str, Any] = Field(alias="schema")
     trained_precision: str = "fp32"
     temperature: float = 1.0
+    temperature_decision: dict[str, Any] | None = None  # absent in bundles from before it was recorded
 
     @field_validator("temperature")
     @classmethod
@@ -94,6 +95,7 @@ class ModelBundle:
     weights: dict[str, torch.Tensor]
     trained_precision: str = "fp32"
     temperature: float = 1.0  # fitted on validation data; divides the logits (temperature scaling)
+    temperature_decision: dict[str, Any] | None = None  # why that temperature: TemperatureDecision.to_dict()
 
     def to_files(self) -> dict[str, bytes]:
         meta = {
@@ -108,6 +110,8 @@ class ModelBundle:
             "trained_precision": self.trained_precision,
             "temperature": self.temperature,
         }
+        if self.temperature_decision is not None:  # written only when known, so older readers see no new key
+            meta["temperature_decision"] = self.temperature_decision
         weights = {k: v.detach().contiguous().cpu() for k, v in self.weights.items()}
         return {
             WEIGHTS: save_safetensors(weights),
@@ -156,6 +160,7 @@ class ModelBundle:
             weights=weights,
             trained_precision=meta.trained_precision,
             temperature=meta.temperature,
+            temperature_decision=meta.temperature_decision,
         )
 
     def build(self, module: nn.Module | None = None) -> nn.Module:

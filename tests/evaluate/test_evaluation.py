@@ -30,12 +30,16 @@ REPORT_KEYS = [
     "task",
     "classes",
     "metrics",
+    "intervals",
+    "baselines",
     "calibration",
     "slices",
     "robustness",
     "parity",
     "champion",
     "verdict",
+    "holdout",
+    "shift",
     "created_at",
     "seconds",
 ]
@@ -96,9 +100,11 @@ def test_typed_parts_and_their_json_form(classifier, monkeypatch):
 
     flat = report.to_dict()
     assert list(flat) == REPORT_KEYS
-    assert list(flat["verdict"]) == ["passed", "verdict", "rules", "values"]
+    assert list(flat["verdict"]) == ["passed", "verdict", "rules", "values", "intervals", "confidence_level"]
+    assert flat["holdout"] is None and flat["shift"] is None  # only for rows of the user's choosing
     assert flat["verdict"]["values"] == report.values and flat["champion"]["name"] == "synthetic"
-    assert list(flat["robustness"]) == ["clean_metric", "corruptions"]
+    assert list(flat["robustness"]) == ["clean_metric", "metric", "corruptions"]
+    assert "row_scores" not in flat["robustness"]["corruptions"][0] and "agrees" not in flat["parity"][0]
     assert flat["slices"]["discovered"] == [d.__dict__ for d in report.slices.discovered]
     assert json.loads(json.dumps(flat)) == flat  # plain JSON all the way down
     assert render_html(report) == render_html(flat)

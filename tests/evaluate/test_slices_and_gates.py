@@ -77,7 +77,10 @@ def test_gate_verdict_rules_and_skips():
         "verdict": "fail",
         "rules": [r.to_dict() for r in verdict.rules],
         "values": {"accuracy": 0.80, "champion_delta": None},
+        "intervals": {},
+        "confidence_level": 0.95,
     }
+    assert [(r.judged_on, r.lower, r.upper) for r in verdict.rules] == [("value", None, None), ("none", None, None)]
 
 
 def test_gate_rules_as_config_models_judge_as_dicts_do():
