@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check amploop tests bench
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

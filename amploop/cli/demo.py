@@ -8,7 +8,6 @@ from amploop.cli._common import JsonFlag, app, command, out, print_json, state
 from amploop.cli.data import render_quality, render_summary
 from amploop.cli.evaluate import render_evaluation
 from amploop.cli.train import render_training
-from amploop.registry.demo import run_demo
 
 # -- demo --------------------------------------------------------------------------------------
 
@@ -39,6 +38,8 @@ def _render_stage(stage: str, result: Any) -> None:
 @command
 def demo(as_json: JsonFlag = False) -> None:
     """Run every stage that exists on the built-in data, end to end."""
+    from amploop.registry.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
+
     result = run_demo(state.config(), progress=not as_json, on_stage=None if as_json else _render_stage)
     if as_json:
         print_json(result.to_dict())

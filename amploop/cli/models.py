@@ -7,13 +7,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from amploop.cli._common import JsonFlag, app, command, models_app, out, print_json, state
 from amploop.errors import UsageError
-from amploop.names import MAX_VERSION, check_name, parse_model_ref
+from amploop.names import MAX_VERSION, ModelRef, check_name, parse_model_ref
 from amploop.registry import Store
 
 # -- models and audit ----------------------------------------------------------------------------
+
+REF_HELP = "NAME (its newest version), NAME:VERSION or NAME@ALIAS."
 
 
 def show(result: Any, as_json: bool, text: str | None = None) -> None:
@@ -31,10 +34,19 @@ def show_move(move: Any, as_json: bool) -> None:
 
 
 def version_ref(text: str) -> tuple[str, int]:
+    """``NAME:VERSION`` exactly: for the commands that change a version (promote, delete)."""
     ref = parse_model_ref(text)
     if ref.version is None:
         raise UsageError(f"'{ref}': name a version, as NAME:VERSION")
     return ref.name, ref.version
+
+
+def resolve_ref(store: Store, ref: ModelRef) -> tuple[str, int]:
+    """The version ``ref`` names: ``NAME`` is its newest ready version, as for `amploop evaluate NAME`."""
+    from amploop.registry.evaluations import resolve_version
+
+    record = resolve_version(store, ref)
+    return record.name, record.version
 
 
 def iso_time(flag: str, text: str) -> Any:
@@ -50,10 +62,45 @@ def iso_time(flag: str, text: str) -> Any:
     return moment
 
 
+MAIN_METRICS = ("test_accuracy", "test_rmse")  # what training measured on the held-out rows, by task
+
+
+def main_metric(metrics: dict[str, Any]) -> tuple[str | None, float | None]:
+    """The version's headline number from training: test accuracy (classification) or RMSE (regression)."""
+    for key in MAIN_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return key, float(value)
+    return None, None
+
+
+def latest_evaluations(store: Store, name: str) -> dict[int, Any]:
+    """Each version's newest evaluation record (the store lists them oldest first)."""
+    return {evaluation.version: evaluation for evaluation in store.list_evaluations(name)}
+
+
+def verdict(evaluation: Any) -> str:
+    """``pass`` or ``fail``: the gate verdict an evaluation record keeps."""
+    return "pass" if evaluation.passed else "fail"
+
+
+def version_summary(record: Any, evaluation: Any, aliases: dict[str, int]) -> dict[str, Any]:
+    """One version as ``models list`` shows it: main metric, gate verdict of its latest evaluation, aliases."""
+    metric, value = main_metric(record.metrics)
+    return {
+        "version": record.version,
+        "metric": metric,
+        "value": value,
+        "gate": None if evaluation is None else verdict(evaluation),
+        "evaluated_at": None if evaluation is None else evaluation.created_at.isoformat(),
+        "aliases": sorted(a for a, v in aliases.items() if v == record.version),
+    }
+
+
 @models_app.command("list")
 @command
 def models_list(as_json: JsonFlag = False) -> None:
-    """Every registered model with its newest version and its aliases."""
+    """Every registered model: each ready version's test metric, its latest gate verdict and its aliases."""
     from amploop.registry.aliases import list_aliases
 
     with Store.open() as store:
@@ -62,30 +109,48 @@ def models_list(as_json: JsonFlag = False) -> None:
         rows = []
         for name in names:
             mine = [v for v in versions if v.name == name and v.status == "ready"]
+            aliases = list_aliases(store, name)
+            evaluated = latest_evaluations(store, name)
             rows.append(
                 {
                     "name": name,
                     "versions": len(mine),
                     "latest": max((v.version for v in mine), default=None),
-                    "aliases": list_aliases(store, name),
+                    "aliases": aliases,
+                    "ready_versions": [version_summary(v, evaluated.get(v.version), aliases) for v in mine],
                 }
             )
     if as_json:
         print_json({"models": rows})
         return
     table = Table(title="Registered models")
-    for column in ("name", "versions", "latest", "aliases"):
+    for column in ("name", "version", "test metric", "gate", "aliases"):
         table.add_column(column)
+    gate_styles = {"pass": "green", "fail": "red"}
     for row in rows:
-        aliases = ", ".join(f"{a}={v}" for a, v in sorted(row["aliases"].items()))
-        table.add_row(row["name"], str(row["versions"]), str(row["latest"]), aliases)
+        if not row["ready_versions"]:
+            table.add_row(row["name"], "-", "-", "-", "(no ready version)", end_section=True)
+        for i, summary in enumerate(row["ready_versions"]):
+            metric = "-"
+            if summary["metric"] is not None:
+                metric = f"{summary['metric'].removeprefix('test_')} {summary['value']:.4f}"
+            gate = summary["gate"] or "\N{EM DASH}"
+            table.add_row(
+                row["name"] if i == 0 else "",
+                str(summary["version"]),
+                metric,
+                Text(gate, style=gate_styles.get(gate, "dim")),
+                ", ".join(summary["aliases"]),
+                end_section=i == len(row["ready_versions"]) - 1,
+            )
     out.print(table)
 
 
 @models_app.command("show")
 @command
 def models_show(
-    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")], as_json: JsonFlag = False
+    model: Annotated[str, typer.Argument(help="NAME (all its versions), NAME:VERSION or NAME@ALIAS.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """A model's versions, or one version with its metrics, files and evaluations."""
     from amploop.registry.aliases import list_aliases
@@ -94,9 +159,18 @@ def models_show(
     ref = parse_model_ref(model)
     with Store.open() as store:
         if ref.version is None and ref.alias is None:
-            store.get_model_version(ref.name)  # ModelNotFound with close matches
-            versions = [v.to_dict() for v in store.list_model_versions(ref.name)]
-            result: dict[str, Any] = {"name": ref.name, "aliases": list_aliases(store, ref.name), "versions": versions}
+            latest = store.get_model_version(ref.name)  # ModelNotFound with close matches
+            evaluated = latest_evaluations(store, ref.name)
+            versions = [
+                {**v.to_dict(), "gate": verdict(evaluated[v.version]) if v.version in evaluated else None}
+                for v in store.list_model_versions(ref.name)
+            ]
+            result: dict[str, Any] = {
+                "name": ref.name,
+                "latest": latest.version,
+                "aliases": list_aliases(store, ref.name),
+                "versions": versions,
+            }
         else:
             record = resolve_version(store, ref)
             evaluations = [
@@ -204,29 +278,31 @@ def models_delete(
 
 @models_app.command("lineage")
 @command
-def models_lineage(model: Annotated[str, typer.Argument(help="NAME:VERSION")], as_json: JsonFlag = False) -> None:
+def models_lineage(model: Annotated[str, typer.Argument(help=REF_HELP)], as_json: JsonFlag = False) -> None:
     """Everything that made a version: run, config, code, data fingerprints, evaluations, alias moves."""
     from amploop.registry.lineage import lineage
 
-    name, version = version_ref(model)
+    ref = parse_model_ref(model)
     with Store.open() as store:
-        facts = lineage(store, name, version)
+        facts = lineage(store, *resolve_ref(store, ref))
     show(facts, as_json)
 
 
 @models_app.command("card")
 @command
 def models_card(
-    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    model: Annotated[str, typer.Argument(help=REF_HELP)],
     fmt: Annotated[str, typer.Option("--format", help="markdown or html.")] = "markdown",
     as_json: JsonFlag = False,
 ) -> None:
     """The version's model card, from stored results and project.card in amploop.yaml; kept in the artifacts."""
     from amploop.registry.cards import write_model_card
 
-    name, version = version_ref(model)
+    ref = parse_model_ref(model)
+    config = state.config()
     with Store.open() as store:
-        card = write_model_card(store, name, version, config=state.config(), fmt=fmt)
+        name, version = resolve_ref(store, ref)
+        card = write_model_card(store, name, version, config=config, fmt=fmt)
     if as_json:
         print_json(card.to_dict())
     elif fmt == "markdown":
@@ -238,7 +314,7 @@ def models_card(
 @models_app.command("export")
 @command
 def models_export(
-    model: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    model: Annotated[str, typer.Argument(help=REF_HELP)],
     fmt: Annotated[str, typer.Option("--format", help="onnx (checked against torch) or mlflow.")] = "onnx",
     tolerance: Annotated[float, typer.Option(help="Largest allowed probability difference from torch.")] = 1e-4,
     as_json: JsonFlag = False,
@@ -246,9 +322,9 @@ def models_export(
     """Export a version (ONNX: verified against torch on seeded inputs before it is kept)."""
     from amploop.registry.export import export_version
 
-    name, version = version_ref(model)
+    ref = parse_model_ref(model)
     with Store.open() as store:
-        result = export_version(store, name, version, fmt=fmt, tolerance=tolerance)
+        result = export_version(store, *resolve_ref(store, ref), fmt=fmt, tolerance=tolerance)
     text = f"{result.uri} (max difference from torch {result.max_abs_difference:.1e} <= {result.tolerance:g})"
     show(result.to_dict(), as_json, text)
 

@@ -45,7 +45,10 @@ def lineage(store: Store, name: str, version: int) -> dict[str, Any]:
             "artifacts": record.artifacts,
             "created_at": record.created_at.isoformat(),
             "metrics": record.metrics,
-        }
+        },
+        "run": None,  # a version registered without a training run has no run, data or parent
+        "data": {},
+        "parent_version": None,
     }
     if record.run_id is not None:
         try:

@@ -160,3 +160,14 @@ def test_mlflow_export_logs_a_model_that_predicts_like_torch(home, tmp_path, mon
     got = loaded.predict({k: v.numpy() for k, v in inputs.items()})["probabilities"]
     expected = Predictor(bundle).predict_outputs(table, arrays)
     assert np.asarray(got).shape == expected.shape and np.max(np.abs(np.asarray(got) - expected)) <= 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_a_card_for_a_version_registered_without_a_training_run(sqlite_workspace, fmt):
+    from amploop.registry.cards import write_model_card
+
+    with Store.open(sqlite_workspace) as store:
+        store.register_model_version("churn", {"weights.bin": b"w"})
+        card = write_model_card(store, "churn", 1, fmt=fmt)
+        assert lineage(store, "churn", 1)["run"] is None
+    assert "churn" in card.text
