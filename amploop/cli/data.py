@@ -84,7 +84,9 @@ def data_check(
     slice_columns = cfg.data.slice_columns or (
         builtin_info(dataset.name).slice_columns if dataset.name in builtin_names() else []
     )
-    report = check_quality(dataset, against=reference, slice_columns=slice_columns, label_issues=label_issues)
+    report = check_quality(
+        dataset, against=reference, slice_columns=slice_columns, label_issues=label_issues, progress=not as_json
+    )
     if as_json:
         print_json(report.to_dict())
     else:
@@ -176,7 +178,7 @@ def data_datasheet(
         out.print(f"datasheet written to {output}", highlight=False)
 
 
-def render_quality(report: QualityReport, *, limit: int = 20) -> None:
+def render_quality(report: QualityReport, *, limit: int = 20, rows_shown: int = 10) -> None:
     counts = report.counts()
     out.print(
         f"{report.dataset['name']}: {report.dataset['rows']:,} rows, {counts['block']} blocking, "
@@ -185,9 +187,39 @@ def render_quality(report: QualityReport, *, limit: int = 20) -> None:
     )
     for finding in report.findings[:limit]:
         out.print(f"  {finding.severity:>5}  {finding.check}: {finding.message}", highlight=False)
+    if len(report.findings) > limit:
+        out.print(f"  … and {len(report.findings) - limit} more findings; --json lists them all", highlight=False)
+    for line in skipped_lines(report.skipped_checks):
+        out.print(f"  {line}", highlight=False)
     if report.suspicious_rows:
-        top = ", ".join(str(r.row) for r in report.suspicious_rows[:10])
-        out.print(f"  suspicious rows (most first): {top} … {len(report.suspicious_rows)} in all", highlight=False)
+        shown = report.suspicious_rows[:rows_shown]
+        table = Table(
+            title=f"Suspicious rows, most suspicious first ({len(shown)} of {len(report.suspicious_rows):,})",
+            show_edge=False,
+        )
+        table.add_column("row (0-based)", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("why")
+        for row in shown:
+            table.add_row(str(row.row), f"{row.score:.2f}", ", ".join(row.reasons))
+        out.print(table)
+        out.print(
+            f"  {len(report.label_issue_rows):,} rows with a label issue, {len(report.outlier_rows):,} with an "
+            "outlier; row numbers count from 0, the first data row of a file being row 0",
+            highlight=False,
+        )
+
+
+def skipped_lines(skipped: dict[str, str]) -> list[str]:
+    """One line per reason: "no target column: skipped label issues, target leakage, class imbalance; …"."""
+    by_reason: dict[str, list[str]] = {}
+    for check, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(check.replace("_", " "))
+    lines = []
+    for reason, checks in by_reason.items():
+        head, _, advice = reason.partition("; ")
+        lines.append(f"{head}: skipped {', '.join(checks)}" + (f"; {advice}" if advice else ""))
+    return lines
 
 
 def render_summary(summary: DatasetSummary) -> None:

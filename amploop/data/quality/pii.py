@@ -1,10 +1,18 @@
-"""Personal data in text and categorical columns: counts and column names only, never the values."""
+"""Personal data in text, categorical and numeric columns: counts and column names only, never the values.
+
+Text is scanned with patterns and checksums. A numeric column is scanned when it looks like an
+identifier rather than a measurement: whole numbers with many digits. Card numbers stored as plain
+digits (13 to 19 digits, nearly all Luhn-valid, where random numbers pass one time in ten) block,
+as they do in text; other long, mostly distinct whole numbers (account, phone or customer numbers)
+warn, since a model learns nothing general from them and may leak them.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from amploop.data.dataset import Dataset
@@ -58,6 +66,52 @@ _PII: list[tuple[str, re.Pattern[str], Any, Severity]] = [
 ]
 
 
+CARD_LUHN_SHARE = 0.9  # random 13-19 digit numbers pass the Luhn check one time in ten
+IDENTIFIER_MIN_DIGITS = 9  # a whole number this long is an identifier rather than a quantity
+IDENTIFIER_DISTINCT_SHARE = 0.5  # ... when most of its values differ
+# Unix times in seconds (2001-2036) or milliseconds are long, distinct whole numbers too, but no identifier
+_UNIX_SECONDS = (1e9, 2.1e9)
+_UNIX_MILLISECONDS = (1e12, 2.1e12)
+
+
+def _numeric_identifier_kind(values: pd.Series) -> tuple[str, Severity, int] | None:
+    """(kind, severity, count) when a numeric column holds card numbers or identifier-like numbers."""
+    present = values.dropna()
+    if len(present) < 2 or pd.api.types.is_bool_dtype(present) or not pd.api.types.is_numeric_dtype(present):
+        return None
+    if pd.api.types.is_unsigned_integer_dtype(present):
+        numbers = present.to_numpy(dtype=np.uint64)
+    elif pd.api.types.is_integer_dtype(present):
+        numbers = np.abs(present.to_numpy(dtype=np.int64))  # int64 holds 18 digits exactly; float64 only 15
+    else:
+        floats = np.abs(present.to_numpy(dtype=float))
+        if not (np.isfinite(floats).all() and np.array_equal(floats, np.round(floats))) or floats.max() >= 1e19:
+            return None  # fractions or inf: measurements, not identifiers
+        numbers = floats.astype(np.uint64)
+    digits = pd.Series(numbers).astype(str)
+    length = digits.str.len()
+    if (length >= IDENTIFIER_MIN_DIGITS).mean() < 0.5:
+        return None  # mostly short numbers: quantities (prices, counts, populations)
+    magnitude = numbers.astype(float)
+    timestamps = ((magnitude >= _UNIX_SECONDS[0]) & (magnitude < _UNIX_SECONDS[1])) | (
+        (magnitude >= _UNIX_MILLISECONDS[0]) & (magnitude < _UNIX_MILLISECONDS[1])
+    )
+    if timestamps.mean() >= 0.9:
+        return None
+    card_length = length.between(13, 19)
+    if card_length.mean() >= 0.5:
+        luhn = digits[card_length].map(luhn_valid)
+        if luhn.mean() >= CARD_LUHN_SHARE:
+            return "payment card numbers (Luhn-valid)", "block", int(luhn.sum())
+    if present.nunique() >= IDENTIFIER_DISTINCT_SHARE * len(present):
+        return (
+            "identifier-like numbers (long, mostly distinct whole numbers, such as account or phone numbers)",
+            "warn",
+            int((length >= IDENTIFIER_MIN_DIGITS).sum()),
+        )
+    return None
+
+
 def _pii_findings(dataset: Dataset) -> list[Finding]:
     findings: list[Finding] = []
     columns = [c.name for c in dataset.schema.columns if c.kind in ("text", "categorical")]
@@ -79,6 +133,12 @@ def _pii_findings(dataset: Dataset) -> list[Finding]:
                 severity_of[kind] = severity
                 for match in valid:
                     remaining = remaining.replace(match, " ")
+    for column in (c.name for c in dataset.schema.columns if c.kind == "numeric" and c.name != dataset.target):
+        found = _numeric_identifier_kind(dataset.table[column])
+        if found is not None:
+            kind, severity, count = found
+            hits.setdefault(kind, {})[column] = count
+            severity_of[kind] = severity
     for kind, by_column in hits.items():
         total = sum(by_column.values())
         findings.append(
