@@ -40,5 +40,5 @@ def to_tensors(dataset: Dataset, encoder: FeatureEncoder, labels: LabelEncoder |
     if labels is not None:
         targets = torch.from_numpy(labels.transform(dataset.labels))
     else:
-        targets = torch.from_numpy(dataset.labels.to_numpy(dtype=np.float32))
+        targets = torch.from_numpy(dataset.labels.to_numpy(dtype=np.float32, copy=True))  # a writable copy
     return TrainData(inputs=inputs, targets=targets)
