@@ -122,14 +122,26 @@ def _quality_gate(quality: QualityReport, allow: bool) -> None:
         )
 
 
-def _refuse_finished_run(folder: Path, name: str, store: Store | None, workspace: Workspace) -> None:
-    """``--resume`` after a run that reached its end: say so and name its version, rather than register it twice."""
+_LENGTH_KEYS = ("epochs", "min_steps", "max_steps")  # a resume that changes one of these has more to train
+
+
+def _refuse_finished_run(
+    folder: Path, name: str, store: Store | None, workspace: Workspace, config: AmploopConfig
+) -> None:
+    """``--resume`` after a run that reached its end: say so and name its version, rather than register it twice.
+
+    A resume that asks for a longer run (more epochs or steps) goes on training.
+    """
     import hashlib
 
     from amploop.train.checkpoint import CheckpointManager
 
     found = CheckpointManager(folder).latest()
-    if found is None or not found.json("trainer.json").get("state", {}).get("finished"):
+    trainer = found.json("trainer.json") if found is not None else {}
+    if found is None or not trainer.get("state", {}).get("finished"):
+        return
+    before, now = trainer.get("config", {}), config.train.model_dump(mode="json")
+    if any(before.get(key) != now.get(key) for key in _LENGTH_KEYS):
         return
     digest = hashlib.sha256(found.files["model.safetensors"]).hexdigest()
     registered = None
@@ -184,7 +196,7 @@ def train_version(
     if not resume:
         CheckpointManager(folder).check_owned()  # a folder with other files is refused, untouched
     else:
-        _refuse_finished_run(folder, name, store, workspace)
+        _refuse_finished_run(folder, name, store, workspace, config)
     quality = check_quality(
         data,
         slice_columns=config.data.slice_columns,

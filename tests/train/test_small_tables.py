@@ -93,3 +93,16 @@ def test_resume_after_a_finished_run_names_its_version_and_registers_nothing(tmp
     assert "Traceback" not in again.stderr
     with Store.open(Workspace.from_env({"AMPLOOP_HOME": str(home)})) as store:
         assert [v.version for v in store.list_model_versions("small")] == [1]
+
+
+def test_resume_that_asks_for_a_longer_run_goes_on_training(tmp_path):
+    csv = tmp_path / "small.csv"
+    _table(200).to_csv(csv, index=False)
+    home = tmp_path / "home"
+    args = ["train", "--dataset", str(csv), "--target", "y", "--precision", "fp32"]
+    assert _cli(home, *args, "--epochs", "2").returncode == 0
+    longer = _cli(home, *args, "--epochs", "3", "--resume", "--json")
+    assert longer.returncode == 0, longer.stderr
+    out = json.loads(longer.stdout)
+    assert out["model"]["version"] == 2 and out["train"]["resumed_from_step"] > 0
+    assert out["train"]["epochs_run"] == 3
