@@ -58,8 +58,8 @@ class TrainResult:
     notes: list[str]  # what the defaults adjusted, and a one-line summary of the run
     world_size: int
     loss_curve: list[float]  # global mean loss per optimizer step
-    history: list[dict[str, float]]  # per epoch: train_loss, val_loss, val_metric
-    best_epoch: int | None  # lowest validation loss (metric breaks ties)
+    history: list[dict[str, float]]  # per epoch: train_loss, val_loss, val_metric, selection_loss
+    best_epoch: int | None  # the kept epoch: the latest within noise of the lowest validation loss (plan.keep_epoch)
     best_val_metric: float | None
     stopped_early: bool
     nonfinite_steps_skipped: int
