@@ -62,64 +62,14 @@ def iso_time(flag: str, text: str) -> Any:
     return moment
 
 
-MAIN_METRICS = ("test_accuracy", "test_rmse")  # what training measured on the held-out rows, by task
-
-
-def main_metric(metrics: dict[str, Any]) -> tuple[str | None, float | None]:
-    """The version's headline number from training: test accuracy (classification) or RMSE (regression)."""
-    for key in MAIN_METRICS:
-        value = metrics.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return key, float(value)
-    return None, None
-
-
-def latest_evaluations(store: Store, name: str) -> dict[int, Any]:
-    """Each version's newest evaluation record (the store lists them oldest first)."""
-    return {evaluation.version: evaluation for evaluation in store.list_evaluations(name)}
-
-
-def verdict(evaluation: Any) -> str:
-    """``pass`` or ``fail``: the gate verdict an evaluation record keeps."""
-    return "pass" if evaluation.passed else "fail"
-
-
-def version_summary(record: Any, evaluation: Any, aliases: dict[str, int]) -> dict[str, Any]:
-    """One version as ``models list`` shows it: main metric, gate verdict of its latest evaluation, aliases."""
-    metric, value = main_metric(record.metrics)
-    return {
-        "version": record.version,
-        "metric": metric,
-        "value": value,
-        "gate": None if evaluation is None else verdict(evaluation),
-        "evaluated_at": None if evaluation is None else evaluation.created_at.isoformat(),
-        "aliases": sorted(a for a, v in aliases.items() if v == record.version),
-    }
-
-
 @models_app.command("list")
 @command
 def models_list(as_json: JsonFlag = False) -> None:
     """Every registered model: each ready version's test metric, its latest gate verdict and its aliases."""
-    from amploop.registry.aliases import list_aliases
+    from amploop.registry.overview import models_overview
 
     with Store.open() as store:
-        versions = store.list_model_versions()
-        names = sorted({v.name for v in versions})
-        rows = []
-        for name in names:
-            mine = [v for v in versions if v.name == name and v.status == "ready"]
-            aliases = list_aliases(store, name)
-            evaluated = latest_evaluations(store, name)
-            rows.append(
-                {
-                    "name": name,
-                    "versions": len(mine),
-                    "latest": max((v.version for v in mine), default=None),
-                    "aliases": aliases,
-                    "ready_versions": [version_summary(v, evaluated.get(v.version), aliases) for v in mine],
-                }
-            )
+        rows = models_overview(store)
     if as_json:
         print_json({"models": rows})
         return
@@ -153,35 +103,12 @@ def models_show(
     as_json: JsonFlag = False,
 ) -> None:
     """A model's versions, or one version with its metrics, files and evaluations."""
-    from amploop.registry.aliases import list_aliases
-    from amploop.registry.evaluations import resolve_version
+    from amploop.registry.overview import model_overview, version_overview
 
     ref = parse_model_ref(model)
     with Store.open() as store:
-        if ref.version is None and ref.alias is None:
-            latest = store.get_model_version(ref.name)  # ModelNotFound with close matches
-            evaluated = latest_evaluations(store, ref.name)
-            versions = [
-                {**v.to_dict(), "gate": verdict(evaluated[v.version]) if v.version in evaluated else None}
-                for v in store.list_model_versions(ref.name)
-            ]
-            result: dict[str, Any] = {
-                "name": ref.name,
-                "latest": latest.version,
-                "aliases": list_aliases(store, ref.name),
-                "versions": versions,
-            }
-        else:
-            record = resolve_version(store, ref)
-            evaluations = [
-                {"id": e.id, "passed": e.passed, "created_at": e.created_at.isoformat(), "html_uri": e.html_uri}
-                for e in store.list_evaluations(record.name, record.version)
-            ]
-            result = {
-                **record.to_dict(),
-                "aliases": [a for a, v in list_aliases(store, record.name).items() if v == record.version],
-                "evaluations": evaluations,
-            }
+        whole = ref.version is None and ref.alias is None
+        result = model_overview(store, ref.name) if whole else version_overview(store, ref)
     show(result, as_json)
 
 
