@@ -26,14 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 
 from amploop.evaluate.calibration import _bin_index
 
+if TYPE_CHECKING:
+    from amploop.evaluate.robustness import ParityResult, RobustnessReport
+
 __all__ = [
+    "gate_statistics",
     "Statistic",
     "bootstrap_intervals",
     "classification_statistics",
@@ -277,3 +281,52 @@ def bootstrap_intervals(
         upper = float(np.clip(max(2 * point[name] - low_q, point[name]), statistic.low, statistic.high))
         intervals[name] = (lower, upper)
     return intervals
+
+
+def gate_statistics(
+    classification: bool,
+    n_rows: int,
+    *,
+    robustness: RobustnessReport | None,
+    parity: list[ParityResult],
+    champion_scores: np.ndarray | None,
+    this_scores: np.ndarray,
+    baseline_errors: np.ndarray | None,
+) -> dict[str, Statistic]:
+    """Weighted forms of the gate metrics read from other checks (corruption, parity, champion)."""
+    statistics: dict[str, Statistic] = {}
+    n = max(n_rows, 1)
+    if parity and all(p.agrees is not None for p in parity):
+        agreeing = np.vstack([p.agrees for p in parity])
+        statistics["parity_agreement"] = Statistic(lambda w: (w @ agreeing.T / n).min(axis=1), 0.0, 1.0)
+    if robustness is not None and robustness.clean_row_scores is not None and robustness.corruptions:
+        clean = robustness.clean_row_scores
+        for name, chosen in (
+            ("corruption_drop", robustness.corruptions),
+            ("mild_corruption_drop", [c for c in robustness.corruptions if c.mild]),
+        ):
+            rows = [c.row_scores for c in chosen if c.row_scores is not None]
+            if not rows:
+                continue
+            corrupted = np.vstack(rows)
+            if classification:
+                statistics[name] = Statistic(lambda w, c=corrupted: (w @ (clean - c).T / n).max(axis=1), -1.0, 1.0)
+            elif name == "corruption_drop":
+                statistics[name] = Statistic(
+                    lambda w, c=corrupted: (np.sqrt(w @ c.T / n) - np.sqrt(w @ clean / n)[:, None]).max(axis=1)
+                )
+            elif baseline_errors is not None:  # the RMSE rise as a share of the mean predictor's RMSE
+                statistics[name] = Statistic(
+                    lambda w, c=corrupted: (
+                        (np.sqrt(w @ c.T / n) - np.sqrt(w @ clean / n)[:, None]).max(axis=1)
+                        / np.sqrt(np.maximum(w @ baseline_errors / n, 1e-300))
+                    )
+                )
+    if champion_scores is not None:
+        if classification:
+            statistics["champion_delta"] = Statistic(lambda w: w @ (this_scores - champion_scores) / n, -1.0, 1.0)
+        else:
+            statistics["champion_delta"] = Statistic(
+                lambda w: np.sqrt(w @ champion_scores / n) - np.sqrt(w @ this_scores / n)
+            )
+    return statistics
