@@ -27,6 +27,7 @@ _EXPORTS = {
     "ArtifactError": "amploop.errors",
     "AuthError": "amploop.errors",
     "ConfigError": "amploop.errors",
+    "Conflict": "amploop.errors",
     "DataError": "amploop.errors",
     "DatasetNotFound": "amploop.errors",
     "GateFailed": "amploop.errors",
@@ -38,6 +39,7 @@ _EXPORTS = {
     "SchemaError": "amploop.errors",
     "StoreError": "amploop.errors",
     "TrainingError": "amploop.errors",
+    "Unavailable": "amploop.errors",
     "UsageError": "amploop.errors",
     # configuration and workspace
     "AmploopConfig": "amploop.config",
@@ -104,6 +106,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ArtifactError,
         AuthError,
         ConfigError,
+        Conflict,
         DataError,
         DatasetNotFound,
         GateFailed,
@@ -115,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SchemaError,
         StoreError,
         TrainingError,
+        Unavailable,
         UsageError,
     )
     from amploop.models.runtime import Predictor

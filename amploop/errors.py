@@ -18,7 +18,9 @@ what to do next; its class says how the CLI exits and which HTTP status the API 
     │   └── ArtifactError        exit 11  HTTP 500   an artifact is missing or was altered
     ├── AuthError                exit 12  HTTP 401   no or a wrong API key
     │   └── PermissionDenied     exit 13  HTTP 403   the key's role may not do this
-    └── InputTooLarge            exit 14  HTTP 413   a request or file exceeds a size limit
+    ├── InputTooLarge            exit 14  HTTP 413   a request or file exceeds a size limit
+    ├── Conflict                 exit 15  HTTP 409   the thing already exists (feedback given twice)
+    └── Unavailable              exit 16  HTTP 503   the server is overloaded or draining: retry later
 
 Exit code 2 is a usage error: the parser's own (unknown option, missing argument) or a
 malformed argument such as a model reference. An unexpected failure inside amploop is not an
@@ -44,6 +46,7 @@ __all__ = [
     "ArtifactError",
     "AuthError",
     "ConfigError",
+    "Conflict",
     "DataError",
     "DatasetNotFound",
     "GateFailed",
@@ -55,6 +58,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "TrainingError",
+    "Unavailable",
     "UsageError",
     "close_matches",
 ]
@@ -187,3 +191,17 @@ def close_matches(word: str, choices: Iterable[str]) -> tuple[list[str], str]:
     """
     found = difflib.get_close_matches(word, list(choices), n=3)
     return found, (f"did you mean {', '.join(found)}? " if found else "")
+
+
+class Conflict(AmploopError):
+    """What a request would create already exists."""
+
+    exit_code = 15
+    http_status = 409
+
+
+class Unavailable(AmploopError):
+    """The server cannot take the request now (a full queue, a drain); ``retry_after_s`` says when to retry."""
+
+    exit_code = 16
+    http_status = 503

@@ -21,10 +21,13 @@ from typing import Any
 from amploop.data.dataset import Dataset
 
 __all__ = [
+    "ApiKeyRecord",
     "AuditEntry",
     "DatasetRecord",
     "EvaluationRecord",
+    "FeedbackRecord",
     "ModelVersionRecord",
+    "PredictionRecord",
     "RunRecord",
     "StoreInfo",
     "dataset_record",
@@ -137,6 +140,49 @@ class AuditEntry(_Record):
     target: str
     reason: str
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictionRecord(_Record):
+    """One logged request: its records as sent, what the model answered, and how long it took."""
+
+    id: int
+    request_id: str
+    model_name: str
+    version: int
+    role: str  # served (returned to the caller) or shadow (scored by a challenger, not returned)
+    at: datetime
+    n_rows: int
+    features: list[dict[str, Any]]
+    outputs: dict[str, Any]  # predictions, probabilities (classification), confidence
+    latency_ms: float
+    replica: str
+
+
+@dataclass(frozen=True)
+class FeedbackRecord(_Record):
+    id: int
+    request_id: str
+    row: int
+    label: Any
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord(_Record):
+    """An API key without its secret: the store keeps only the secret's SHA-256."""
+
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,19 @@ from amploop.errors import DatasetNotFound, StoreError, UsageError
 from amploop.registry.artifacts import ArtifactStore
 from amploop.registry.engine import MAX_ROWS, open_engine, store_error
 from amploop.registry.model_versions import ModelVersionsMixin, version_in_range
+from amploop.registry.predictions import PredictionsMixin
 from amploop.registry.records import AuditEntry, DatasetRecord, EvaluationRecord, StoreInfo, jsonable, to_record
 from amploop.registry.runs import RunsMixin
 from amploop.registry.tables import (
     VERSION_TABLE,
     AliasEvent,
+    ApiKeyRow,
     AuditRow,
     DatasetRow,
     EvaluationRow,
+    FeedbackRow,
     ModelVersionRow,
+    PredictionRow,
     RegisteredModel,
     RunRow,
     SchemaHistory,
@@ -52,11 +56,12 @@ from amploop.workspace import Workspace, current_actor, mask_url
 __all__ = ["Store"]
 
 
-class Store(RunsMixin, ModelVersionsMixin):
+class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin):
     """Persisted state behind every amploop stage. Open with :meth:`Store.open`; close when done.
 
-    Its run methods come from :class:`~amploop.registry.runs.RunsMixin` and its model-version
-    methods from :class:`~amploop.registry.model_versions.ModelVersionsMixin`.
+    Its run methods come from :class:`~amploop.registry.runs.RunsMixin`, its model-version
+    methods from :class:`~amploop.registry.model_versions.ModelVersionsMixin`, and the prediction
+    log, feedback and API keys from :class:`~amploop.registry.predictions.PredictionsMixin`.
     """
 
     def __init__(self, engine: Engine, artifacts: ArtifactStore, workspace: Workspace) -> None:
@@ -117,6 +122,9 @@ class Store(RunsMixin, ModelVersionsMixin):
             "alias_history": AliasEvent,
             "evaluations": EvaluationRow,
             "audit_log": AuditRow,
+            "prediction_log": PredictionRow,
+            "feedback": FeedbackRow,
+            "api_keys": ApiKeyRow,
         }
         with self.read() as session:
             counts = {name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()}

@@ -13,7 +13,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,11 +28,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Alias",
     "AliasEvent",
+    "ApiKeyRow",
     "AuditRow",
     "Base",
     "DatasetRow",
     "EvaluationRow",
+    "FeedbackRow",
     "ModelVersionRow",
+    "PredictionRow",
     "RegisteredModel",
     "RunRow",
     "SchemaHistory",
@@ -190,3 +195,51 @@ class EvaluationRow(Base):
     html_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     actor: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key for long-lived logs.
+_BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PredictionRow(Base):
+    """One answered prediction request (or its shadow scoring): what monitoring reads by version and time."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (Index("ix_prediction_log_model_version_at", "model_name", "version", "at"),)
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # served (the answer returned), shadow (scored, not returned)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the request arrived
+    n_rows: Mapped[int] = mapped_column(Integer)
+    features: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # the records as sent
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # predictions, probabilities, confidence
+    latency_ms: Mapped[float] = mapped_column(Float)
+    replica: Mapped[str] = mapped_column(String(255))  # host:pid of the server that answered
+
+
+class FeedbackRow(Base):
+    """A true label for one row of an answered request, for realized performance."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "row", name="uq_feedback_request_id_row"),)
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    row: Mapped[int] = mapped_column(Integer)  # position of the record in its request, from 0
+    label: Mapped[Any] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is kept; the secret is shown once, when it is created."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the key's public part, amp_<id>_<secret>
+    name: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # operator, reader
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
