@@ -1,0 +1,195 @@
+"""What a served model answers for a table of rows, the same for a file and for an HTTP request.
+
+:func:`score` runs a :class:`~amploop.models.runtime.Predictor` once over a table and returns
+:class:`Scores`: each row's prediction, its calibrated class probabilities and the calibrated
+confidence (the largest of them), with the version that answered. :func:`records_to_table`
+turns JSON records into the table and image arrays a predictor reads, with per-field errors.
+
+Examples
+--------
+>>> from amploop.data import Schema
+>>> schema = Schema.from_dict({"columns": [
+...     {"name": "age", "kind": "numeric", "dtype": "int64"},
+...     {"name": "sex", "kind": "categorical", "dtype": "object", "categories": ["F", "M"]}]})
+>>> table, arrays = records_to_table(schema, [{"age": 30, "sex": "F"}], target="income")
+>>> table.to_dict("records"), arrays
+([{'age': 30.0, 'sex': 'F'}], {})
+>>> records_to_table(schema, [{"age": "old", "sex": "F", "x": 1}], target="income")
+Traceback (most recent call last):
+...
+amploop.serve.scoring.RecordErrors: 2 problem(s) in the records: records.0.x: not a column of the model; remove it; records.0.age: not a number: 'old'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from amploop.errors import SchemaError
+
+if TYPE_CHECKING:
+    from amploop.data import Schema
+    from amploop.models.runtime import Predictor
+
+__all__ = ["RecordErrors", "Scores", "records_to_table", "score"]
+
+_MAX_ERRORS = 50  # per-field errors listed in one answer
+
+
+class RecordErrors(SchemaError):
+    """Records that do not fit the model's schema; ``details["errors"]`` lists each field's problem.
+
+    Each error is ``{"loc": ["records", row, field], "msg": ..., "type": ...}``, the shape FastAPI
+    uses for its own validation errors, so a client handles both the same way.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:2])
+        more = "; ..." if len(errors) > 2 else ""
+        super().__init__(f"{len(errors)} problem(s) in the records: {shown}{more}", errors=errors[:_MAX_ERRORS])
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A model's answer for n rows. ``probabilities`` and ``confidence`` are None for regression."""
+
+    version: str  # NAME:VERSION that answered
+    predictions: list[Any]
+    probabilities: np.ndarray | None  # (n, classes), temperature-scaled
+    classes: list[str] | None
+    confidence: np.ndarray | None  # (n,) the largest calibrated probability of each row
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready lists: predictions, probabilities (per class name), confidence, model version."""
+        out: dict[str, Any] = {"model_version": self.version, "predictions": _plain(self.predictions)}
+        if self.probabilities is not None and self.classes is not None:
+            out["probabilities"] = [dict(zip(self.classes, map(float, row), strict=True)) for row in self.probabilities]
+        if self.confidence is not None:
+            out["confidence"] = [float(c) for c in self.confidence]
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """One row per input row: prediction, ``probability_<class>`` columns, confidence, model_version."""
+        columns: dict[str, Any] = {"prediction": self.predictions}
+        if self.probabilities is not None and self.classes is not None:
+            for j, name in enumerate(self.classes):
+                columns[f"probability_{name}"] = self.probabilities[:, j]
+        if self.confidence is not None:
+            columns["confidence"] = self.confidence
+        columns["model_version"] = [self.version] * len(self.predictions)
+        return pd.DataFrame(columns)
+
+
+def score(
+    predictor: Predictor, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None, *, validate: bool = True
+) -> Scores:
+    """The predictor's answer for every row of ``table`` (and ``arrays``), in one batched pass."""
+    outputs = predictor.predict_outputs(table, arrays, validate=validate)
+    version = predictor.reference or "unregistered"
+    bundle = predictor.bundle
+    if bundle.task != "classification":
+        return Scores(version, [float(v) for v in outputs], None, None, None)
+    classes = list(bundle.classes) if bundle.classes is not None else [str(i) for i in range(outputs.shape[1])]
+    best = outputs.argmax(axis=1) if len(outputs) else np.zeros(0, dtype=np.int64)
+    return Scores(version, [classes[i] for i in best], outputs, classes, outputs.max(axis=1) if len(outputs) else best)
+
+
+def records_to_table(
+    schema: Schema, records: list[dict[str, Any]], *, target: str | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """JSON records → (table, image arrays) in the schema's column order, or :class:`RecordErrors`.
+
+    Every problem is listed, not only the first: a missing field, an unknown field, a value of
+    the wrong type, a missing value where the column had none, an image of the wrong shape.
+    Unseen categories and numbers outside the training range are accepted: they are drift,
+    which monitoring reports. The ``target`` column may be present and is ignored.
+    """
+    errors: list[dict[str, Any]] = []
+    features = [c for c in schema.columns if c.name != target]
+    known = {c.name for c in schema.columns}
+    columns: dict[str, list[Any]] = {c.name: [] for c in features if c.kind != "image"}
+    images: dict[str, list[Any]] = {c.name: [] for c in features if c.kind == "image"}
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            errors.append(_error(row, None, "each record must be a JSON object", "type_error"))
+            continue
+        for name in sorted(set(record) - known):
+            errors.append(_error(row, name, "not a column of the model; remove it", "extra_forbidden"))
+        for column in features:
+            if column.name not in record:
+                errors.append(_error(row, column.name, "field required", "missing"))
+                continue
+            value = record[column.name]
+            if column.kind == "image":
+                images[column.name].append(_image(value, column, row, errors))
+            else:
+                columns[column.name].append(_value(value, column, row, errors))
+    if errors:
+        raise RecordErrors(errors)
+    table = pd.DataFrame({name: pd.Series(values, dtype=_dtype(schema[name].kind)) for name, values in columns.items()})
+    if not columns:
+        table = pd.DataFrame(index=range(len(records)))
+    arrays = {
+        name: np.stack(values) if values else np.zeros((0, *(schema[name].shape or ())))
+        for name, values in images.items()
+    }
+    return table, arrays
+
+
+def _dtype(kind: str) -> str:
+    return "float64" if kind == "numeric" else "object"
+
+
+def _error(row: int, field: str | None, message: str, kind: str) -> dict[str, Any]:
+    loc: list[Any] = ["records", row] + ([field] if field is not None else [])
+    return {"loc": loc, "msg": message, "type": kind}
+
+
+def _value(value: Any, column: Any, row: int, errors: list[dict[str, Any]]) -> Any:
+    if value is None:
+        if not column.nullable:
+            errors.append(_error(row, column.name, "missing value, but the column had none in training", "missing"))
+        return None
+    if column.kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(_error(row, column.name, f"not a number: {value!r}", "float_type"))
+            return None
+        if not math.isfinite(value):
+            errors.append(_error(row, column.name, f"not a finite number: {value!r}", "finite_number"))
+        return float(value)
+    if not isinstance(value, str | int | float | bool):
+        errors.append(
+            _error(row, column.name, f"a category is a string or a number, got {type(value).__name__}", "type_error")
+        )
+        return None
+    return value
+
+
+def _image(value: Any, column: Any, row: int, errors: list[dict[str, Any]]) -> np.ndarray:
+    shape = tuple(column.shape or ())
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        errors.append(
+            _error(row, column.name, f"an image is nested lists of numbers of shape {list(shape)}", "type_error")
+        )
+        return np.zeros(shape)
+    if array.shape != shape:
+        errors.append(
+            _error(row, column.name, f"image of shape {list(array.shape)}, the model takes {list(shape)}", "shape")
+        )
+        return np.zeros(shape)
+    if not np.isfinite(array).all():
+        errors.append(_error(row, column.name, "the image holds values that are not finite numbers", "finite_number"))
+    return array
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
