@@ -154,9 +154,23 @@ class EvaluateConfig(_Section):
 class ServeConfig(_Section):
     host: str = "127.0.0.1"  # address the prediction server binds
     port: int = Field(8000, ge=1, le=65535)  # its port
-    max_batch_size: int = Field(64, ge=1)  # most requests merged into one forward pass
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "fp32"  # inference precision
+    runtime: Literal["torch", "onnx"] = "torch"  # what runs the model (int8 always runs on ONNX Runtime)
+    min_precision_agreement: float = Field(0.99, ge=0, le=1)  # a precision must agree this often with fp32
+    max_batch_size: int = Field(64, ge=1)  # most rows (not requests) merged into one forward pass
     max_wait_ms: float = Field(5.0, ge=0)  # longest a request waits for others to batch with
+    max_queue_rows: int = Field(1024, ge=1)  # rows waiting beyond this get HTTP 503 with Retry-After
+    request_timeout_s: float = Field(10.0, gt=0)  # a request not answered by then gets HTTP 503
     max_request_bytes: int = Field(1_000_000, ge=1)  # larger request bodies get HTTP 413
+    max_rows_per_request: int = Field(1000, ge=1)  # more records in one request get HTTP 413
+    require_key_for_predict: bool = False  # predict needs a reader key too (feedback and admin always need one)
+    prediction_log: bool = True  # log each answered request to the store, off the request path
+    log_buffer_rows: int = Field(100_000, ge=1)  # requests held for the log; beyond this they are counted as dropped
+    alias_poll_s: float = Field(2.0, gt=0)  # how often the server looks whether its alias moved
+    drain_s: float = Field(30.0, ge=0)  # on SIGTERM, how long in-flight requests get to finish
+    shadow: str | None = None  # a challenger (NAME@ALIAS or NAME:V) that also scores; logged, not returned
+    canary: str | None = None  # a version that answers canary_percent of the requests
+    canary_percent: float = Field(0.0, ge=0, le=100)  # share of requests the canary answers
 
 
 class MonitorConfig(_Section):

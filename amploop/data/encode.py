@@ -40,6 +40,7 @@ from amploop.errors import SchemaError
 __all__ = ["EncodedBatch", "FeatureEncoder", "LabelEncoder"]
 
 ENCODER_FORMAT = 1
+MAX_ABS_ENCODED = 1e6  # encoded values are clipped here: see FeatureEncoder.transform
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,12 @@ class FeatureEncoder:
         numeric = np.zeros((n, len(self.numeric_columns_)), dtype=np.float32)
         for j, name in enumerate(self.numeric_columns_):
             values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-            scaled = (values - self.means_[name]) / self.scales_[name]
-            numeric[:, j] = np.where(np.isnan(scaled), 0.0, scaled)
+            with np.errstate(over="ignore"):
+                scaled = (values - self.means_[name]) / self.scales_[name]
+            # No training row is more than sqrt(n) standard deviations from the mean, so this clip
+            # changes no training data; it keeps an absurd request value (1e300) from becoming inf
+            # in float32 and NaN in the model's answer.
+            numeric[:, j] = np.clip(np.where(np.isnan(scaled), 0.0, scaled), -MAX_ABS_ENCODED, MAX_ABS_ENCODED)
         categorical = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
         for j, name in enumerate(self.categorical_columns_):
             index = self._index[name]
@@ -127,7 +132,11 @@ class FeatureEncoder:
                     f"column '{name}': images must have shape {self.image_shapes_[name]} "
                     f"(channels first), got {list(array.shape[1:])}"
                 )
-            images[name] = array.astype(np.float32) / np.float32(self.image_scales_[name])
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled_images = array.astype(np.float32) / np.float32(self.image_scales_[name])
+            if not np.isfinite(scaled_images).all():  # only a request can hold such values; as for numerics
+                scaled_images = np.clip(np.nan_to_num(scaled_images, nan=0.0), -MAX_ABS_ENCODED, MAX_ABS_ENCODED)
+            images[name] = scaled_images
         return EncodedBatch(numeric=numeric, categorical=categorical, images=images)
 
     def to_dict(self) -> dict[str, Any]:

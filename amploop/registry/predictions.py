@@ -133,7 +133,7 @@ class PredictionsMixin:
             )
         outside = sorted(row for row in labels if not 0 <= row < logged)
         if outside:
-            raise UsageError(f"request {request_id} has {logged} row(s); row {outside[0]} is outside it")
+            raise NotFound(f"request {request_id} has {logged} row(s), so no row {outside[0]}; rows count from 0")
         now, who = utcnow(), actor or current_actor()
         rows = [
             FeedbackRow(request_id=request_id, row=row, label=label, at=now, actor=who) for row, label in labels.items()

@@ -17,7 +17,7 @@ Examples
 >>> records_to_table(schema, [{"age": "old", "sex": "F", "x": 1}], target="income")
 Traceback (most recent call last):
 ...
-amploop.serve.scoring.RecordErrors: 2 problem(s) in the records: records.0.x: not a column of the model; remove it; records.0.age: not a number: 'old'
+amploop.serve.scoring.RecordErrors: 2 problem(s) in the records: records.0.x: not a column of the model; ...
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from amploop.data import Schema
     from amploop.models.runtime import Predictor
 
-__all__ = ["RecordErrors", "Scores", "records_to_table", "score"]
+__all__ = ["RecordErrors", "Scores", "record_json_schema", "records_to_table", "score"]
 
 _MAX_ERRORS = 50  # per-field errors listed in one answer
 
@@ -143,6 +143,32 @@ def records_to_table(
     return table, arrays
 
 
+def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of one record: what :func:`records_to_table` accepts, for the OpenAPI document."""
+    properties: dict[str, Any] = {}
+    for column in schema.columns:
+        if column.name == target:
+            continue
+        if column.kind == "numeric":
+            kinds: list[dict[str, Any]] = [{"type": "number"}]
+        elif column.kind == "image":
+            item: dict[str, Any] = {"type": "number"}
+            for size in reversed(column.shape or ()):
+                item = {"type": "array", "items": item, "minItems": size, "maxItems": size}
+            kinds = [item]
+        else:
+            kinds = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+        if column.nullable:
+            kinds.append({"type": "null"})
+        properties[column.name] = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
 def _dtype(kind: str) -> str:
     return "float64" if kind == "numeric" else "object"
 
@@ -161,9 +187,13 @@ def _value(value: Any, column: Any, row: int, errors: list[dict[str, Any]]) -> A
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append(_error(row, column.name, f"not a number: {value!r}", "float_type"))
             return None
-        if not math.isfinite(value):
-            errors.append(_error(row, column.name, f"not a finite number: {value!r}", "finite_number"))
-        return float(value)
+        try:
+            number = float(value)  # an integer beyond float's range overflows here
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            errors.append(_error(row, column.name, "not a finite number", "finite_number"))
+        return number
     if not isinstance(value, str | int | float | bool):
         errors.append(
             _error(row, column.name, f"a category is a string or a number, got {type(value).__name__}", "type_error")
@@ -176,7 +206,7 @@ def _image(value: Any, column: Any, row: int, errors: list[dict[str, Any]]) -> n
     shape = tuple(column.shape or ())
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         errors.append(
             _error(row, column.name, f"an image is nested lists of numbers of shape {list(shape)}", "type_error")
         )
