@@ -97,7 +97,7 @@ def test_unreachable_database_is_a_store_error_with_the_password_masked(tmp_path
 def test_store_info_on_a_fresh_home(tmp_path):
     result = run(["store", "info", "--json"], tmp_path)
     info = json.loads(result.stdout)
-    assert info["backend"] == "sqlite" and info["schema_revision"] == "0003"
+    assert info["backend"] == "sqlite" and info["schema_revision"] == "0004"
     assert info["home"] == str(tmp_path / ".amploop")
 
 
@@ -109,7 +109,21 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     result = run(["demo", "--json"], tmp_path, extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [s["stage"] for s in out["stages"]] == ["data", "quality", "train", "evaluate", "promote"]
+    assert [s["stage"] for s in out["stages"]] == [
+        "data",
+        "quality",
+        "train",
+        "evaluate",
+        "promote",
+        "predict",
+        "serve",
+    ]
+    scored, served = out["stages"][5], out["stages"][6]
+    assert scored["rows"] == 20_000 and scored["model_version"] == "adult:1" and Path(scored["output"]).exists()
+    traffic = served["traffic"]
+    assert served["version"] == "adult:1" and traffic["requests"] > 0 and traffic["errors"] == 0
+    assert set(traffic["statuses"]) == {"200"}
+    assert served["logged"] >= traffic["requests"]  # every answer is logged, the warm-up's too
     promoted = out["stages"][4]
     assert (promoted["alias"], promoted["from_version"], promoted["to_version"]) == ("champion", None, 1)
     assert Path(promoted["card"]).exists() and promoted["card"].endswith(".html")

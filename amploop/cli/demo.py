@@ -31,14 +31,33 @@ def _render_stage(stage: str, result: Any) -> None:
     elif stage == "card":
         out.print(f"model card: {result.uri}", highlight=False)
         return
+    elif stage == "predict":
+        out.print(
+            f"scored {result.rows:,} rows of {result.source} with {result.model_version} "
+            f"({result.rows_per_second:,.0f} rows/s) → {result.output}",
+            highlight=False,
+        )
+        return
+    elif stage == "serve":
+        out.print(f"serving {result['version']} at {result['url']} ({result['precision']})", highlight=False)
+        return
+    elif stage == "traffic":
+        t = result.to_dict()
+        out.print(
+            f"{t['concurrency']} clients for {t['seconds']:.1f} s: {t['requests_per_s']:,.0f} requests/s, "
+            f"p50 {t['p50_ms']:.1f} ms, p95 {t['p95_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms"
+            + (f", {t['errors']} errors" if t["errors"] else ""),
+            highlight=False,
+        )
+        return
     out.print()
 
 
 @app.command("demo")
 @command
 def demo(as_json: JsonFlag = False) -> None:
-    """Run every stage that exists on the built-in data, end to end."""
-    from amploop.registry.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
+    """Run every stage that exists on the built-in data, end to end, serving included."""
+    from amploop.serve.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
 
     result = run_demo(state.config(), progress=not as_json, on_stage=None if as_json else _render_stage)
     if as_json:

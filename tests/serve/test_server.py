@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 
 import httpx
 import numpy as np
@@ -158,3 +159,26 @@ def test_a_wrong_reference_stops_before_binding_a_port(plants_ws):
     assert done.stderr.strip().splitlines() == [
         "error: model 'plants' has no alias 'nowhere'; `amploop models show plants` lists its aliases"
     ]
+
+
+def test_shadow_scores_every_request_off_the_answer_and_the_canary_answers_its_share(plants_ws):
+    with Store.open(plants_ws) as store:
+        served_before = store.count_predictions(MODEL, version=2)
+        shadow_before = store.count_predictions(MODEL, version=2, role="shadow")
+    args = ("--shadow", f"{MODEL}:2", "--canary", f"{MODEL}:2", "--canary-percent", "50")
+    with ServerProcess(plants_ws, f"{MODEL}:1", *args) as server:
+        answers = [
+            httpx.post(f"{server.url}/v1/predict", json={"records": plants_records(3, seed=i)}, timeout=10).json()
+            for i in range(60)
+        ]
+        slots = {m["slot"]: m["serving"]["version"] for m in httpx.get(f"{server.url}/v1/models").json()["models"]}
+    assert slots == {"primary": 1, "canary": 2, "shadow": 2}
+    by_version = Counter(a["model_version"] for a in answers)
+    assert set(by_version) == {"plants:1", "plants:2"}
+    assert 10 <= by_version["plants:2"] <= 50  # half of 60, give or take 20 (a 5-sigma band)
+    with Store.open(plants_ws) as store:
+        served = store.count_predictions(MODEL, version=2) - served_before
+        shadow = store.prediction_log(MODEL, version=2, role="shadow")[shadow_before:]
+    assert served == by_version["plants:2"]
+    assert len(shadow) == 60 and {r.request_id for r in shadow} == {a["request_id"] for a in answers}
+    assert all(len(r.outputs["predictions"]) == 3 for r in shadow)
