@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,7 +100,7 @@ class ServerState:
         self.started_at = datetime.now(UTC)
         self._watcher: asyncio.Task[None] | None = None
         self._shadow_executor: ThreadPoolExecutor | None = None
-        self._shadow_pending = 0
+        self._shadow_slots = threading.BoundedSemaphore(64)  # shadow scorings waiting at most
         self._random = random.Random()
 
     @classmethod
@@ -208,10 +209,9 @@ class ServerState:
         """Score the same rows with the shadow model off the request path; log them as role shadow."""
         if self.shadow is None or self._shadow_executor is None or self.shadow.current is None:
             return
-        if self._shadow_pending >= 64:  # the shadow falls behind: skip, never slow the served path
+        if not self._shadow_slots.acquire(blocking=False):  # the shadow falls behind: skip, never slow serving
             self.metrics.rejected.labels("shadow_skipped").inc()
             return
-        self._shadow_pending += 1
         model = self.shadow.current
 
         def run() -> None:
@@ -225,7 +225,7 @@ class ServerState:
             except Exception as exc:  # noqa: BLE001 - a failing challenger must never affect serving
                 log.warning("shadow model %s failed: %s", model.reference, exc)
             finally:
-                self._shadow_pending -= 1
+                self._shadow_slots.release()
 
         self._shadow_executor.submit(run)
 
