@@ -1,9 +1,9 @@
 """Export a registered version to other runtimes, checked against torch before it is kept.
 
-ONNX (the ``onnx`` extra: onnx and onnxruntime): the model with its temperature is exported
-with a dynamic batch axis; inputs are the encoded tensors (``numeric``, ``categorical`` or
-``image``), outputs the logits and the served probabilities. The file is kept only when
-onnxruntime's probabilities match torch's within ``tolerance`` on seeded inputs.
+ONNX: the graph :func:`amploop.models.onnx.onnx_graph` makes (the model with its temperature,
+a dynamic batch axis; inputs the encoded tensors ``numeric``, ``categorical`` or ``image``,
+outputs the logits and the served probabilities), kept only when onnxruntime's probabilities
+match torch's within ``tolerance`` on seeded inputs.
 
 MLflow (when ``mlflow`` or ``mlflow-skinny`` is installed): the same verified ONNX graph is logged
 as an MLflow model in a run named ``NAME-VERSION`` of the experiment ``amploop/NAME``, with the
@@ -14,17 +14,11 @@ tracking URI is ``MLFLOW_TRACKING_URI`` or a SQLite file in the amploop home.
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
-
 from amploop.errors import AmploopError, ConfigError
-from amploop.models.bundle import ModelBundle
+from amploop.models.onnx import onnx_graph
 from amploop.registry.model_versions import load_model_bundle
 from amploop.registry.store import Store
 
@@ -46,69 +40,6 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Exported(nn.Module):
-    """Positional tensors in, (logits, probabilities) out: what an ONNX graph can take."""
-
-    def __init__(self, model: nn.Module, names: list[str], temperature: float, classification: bool) -> None:
-        super().__init__()
-        self.model, self.names = model, names
-        self.temperature, self.classification = temperature, classification
-
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(dict(zip(self.names, tensors, strict=True)))
-        served = torch.softmax(logits / self.temperature, dim=-1) if self.classification else logits
-        return logits, served
-
-
-def _sample_inputs(bundle: ModelBundle, rows: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    spec = bundle.spec
-    if spec.image_shape:
-        return {"image": torch.rand((rows, *spec.image_shape), generator=generator)}
-    inputs = {"numeric": torch.randn(rows, spec.n_numeric, generator=generator)}
-    columns = [torch.randint(0, c, (rows, 1), generator=generator) for c in spec.cardinalities]
-    inputs["categorical"] = torch.cat(columns, dim=1) if columns else torch.zeros(rows, 0, dtype=torch.long)
-    return inputs
-
-
-def _onnx_bytes(bundle: ModelBundle, rows: int, tolerance: float) -> tuple[bytes, float]:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise AmploopError("ONNX export needs the onnx extra: pip install 'amploop[onnx]'") from None
-    if bundle.architecture == "gpt" or bundle.spec.vocab_size:
-        raise ConfigError("ONNX export covers table and image models; gpt models are not exported")
-    model = bundle.build().eval()
-    sample = _sample_inputs(bundle, rows)
-    names = list(sample)
-    wrapper = _Exported(model, names, bundle.temperature, bundle.task == "classification").eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
-        torch.onnx.export(
-            wrapper,
-            tuple(sample[n] for n in names),
-            buffer,
-            input_names=names,
-            output_names=["logits", "probabilities"],
-            dynamic_axes={n: {0: "batch"} for n in [*names, "logits", "probabilities"]},
-            opset_version=17,
-            dynamo=False,
-        )
-    data = buffer.getvalue()
-    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        expected = wrapper(*(sample[n] for n in names))[1].numpy()
-    # The exporter drops inputs the graph never reads (an empty categorical block on a numeric-only
-    # table, no numeric columns on a categorical-only one): feed exactly the inputs the graph has.
-    graph_inputs = [i.name for i in session.get_inputs()]
-    got = session.run(["probabilities"], {n: sample[n].numpy() for n in graph_inputs})[0]
-    difference = float(np.max(np.abs(got - expected))) if got.size else 0.0
-    if not difference <= tolerance:
-        raise AmploopError(f"the ONNX graph differs from torch by {difference:.2e} (> {tolerance:g}); not exported")
-    return data, difference
 
 
 def export_version(
@@ -133,7 +64,7 @@ def export_version(
                 "MLflow export needs mlflow and the onnx extra: pip install mlflow-skinny 'amploop[onnx]'"
             ) from None
     record, bundle = load_model_bundle(store, name, version)
-    data, difference = _onnx_bytes(bundle, rows, tolerance)
+    data, difference = onnx_graph(bundle, rows=rows, tolerance=tolerance)
     if fmt == "mlflow":
         import os
 

@@ -21,6 +21,7 @@ def load_model(
     *,
     store: Store | None = None,
     precision: str = "fp32",
+    runtime: str = "torch",
     device: str = "cpu",
     batch_size: int = 1024,
     module: nn.Module | None = None,
@@ -28,20 +29,28 @@ def load_model(
     """A :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``, its files verified.
 
     The files are checked against the SHA-256 the registry stored and read as safetensors and
-    JSON only. ``precision`` is fp32, bf16, fp16 or int8; ``module`` is needed only for a model
+    JSON only. ``precision`` is fp32, bf16, fp16 or int8; ``runtime`` torch or onnx (int8 always
+    runs on ONNX Runtime); ``module`` is needed only for a model
     trained from a user's own ``nn.Module`` (a new instance of its class). ``store`` defaults to
     the workspace's. ``predictor.reference`` names the version loaded, e.g. ``"adult:3"``.
     """
     if store is None:
         with Store.open() as opened:
             return load_model(
-                reference, store=opened, precision=precision, device=device, batch_size=batch_size, module=module
+                reference,
+                store=opened,
+                precision=precision,
+                runtime=runtime,
+                device=device,
+                batch_size=batch_size,
+                module=module,
             )
     record = resolve_version(store, parse_model_ref(reference))
     _, bundle = load_model_bundle(store, record.name, record.version)
     return Predictor(
         bundle,
         precision=precision,
+        runtime=runtime,
         device=device,
         batch_size=batch_size,
         module=module,
