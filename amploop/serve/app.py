@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from amploop import __version__
 from amploop.errors import AmploopError, InputTooLarge, Unavailable
 from amploop.serve.auth import require_role, token_from_headers
-from amploop.serve.scoring import RecordErrors, Scores, record_json_schema, records_to_table
+from amploop.serve.scoring import RecordErrors, Scores, record_json_schema, records_to_rows
 from amploop.serve.state import ServerState
 
 __all__ = ["create_app"]
@@ -170,7 +170,7 @@ def create_app(state: ServerState) -> FastAPI:
         if model is None or route.batcher is None:
             raise Unavailable("no model is loaded yet; retry shortly", retry_after_s=1)
         target = model.predictor.bundle.target
-        inputs = records_to_table(model.predictor.schema_, records, target=target)
+        inputs = records_to_rows(model.predictor.schema_, records, target=target)
         remaining_s = config.request_timeout_s - (time.perf_counter() - started)
         try:
             scores = await route.batcher.submit(inputs, rows=len(records), timeout_s=max(remaining_s, 0.001))

@@ -25,7 +25,7 @@ import pandas as pd
 
 from amploop.errors import AmploopError, ConfigError
 from amploop.names import ModelRef, parse_model_ref
-from amploop.serve.scoring import Scores, score
+from amploop.serve.scoring import Rows, Scores, score
 
 if TYPE_CHECKING:
     from amploop.models.runtime import ParityCheck, Predictor
@@ -53,29 +53,24 @@ class ServedModel:
     def reference(self) -> str:
         return f"{self.name}:{self.version}"
 
-    def run(self, inputs: list[tuple[pd.DataFrame, dict[str, np.ndarray]]]) -> list[Scores]:
+    def run(self, inputs: list[Rows]) -> list[Scores]:
         """Score several requests' rows in one forward pass; one :class:`Scores` per request."""
-        sizes = [len(table) if len(table.columns) else _rows(arrays) for table, arrays in inputs]
-        table = pd.concat([t for t, _ in inputs], ignore_index=True) if len(inputs) > 1 else inputs[0][0]
-        names = inputs[0][1].keys()
-        arrays = {n: np.concatenate([a[n] for _, a in inputs]) for n in names} if len(inputs) > 1 else inputs[0][1]
-        if not len(table.columns) and sum(sizes):
-            table = pd.DataFrame(index=range(sum(sizes)))
-        # records_to_table has validated every field already; the encoder does the rest
-        scores = score(self.predictor, table, arrays, validate=False)
+        joined = Rows.join(inputs)
+        # records_to_rows has validated every field already; the encoder does the rest
+        scores = score(self.predictor, joined.table(), joined.arrays, validate=False)
         out, start = [], 0
-        for size in sizes:
-            part = slice(start, start + size)
+        for part in inputs:
+            rows = slice(start, start + part.n)
             out.append(
                 Scores(
                     scores.version,
-                    scores.predictions[part],
-                    None if scores.probabilities is None else scores.probabilities[part],
+                    scores.predictions[rows],
+                    None if scores.probabilities is None else scores.probabilities[rows],
                     scores.classes,
-                    None if scores.confidence is None else scores.confidence[part],
+                    None if scores.confidence is None else scores.confidence[rows],
                 )
             )
-            start += size
+            start += part.n
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -88,10 +83,6 @@ class ServedModel:
             "parity": None if self.parity is None else self.parity.to_dict(),
             "loaded_at": self.loaded_at.isoformat(),
         }
-
-
-def _rows(arrays: dict[str, np.ndarray]) -> int:
-    return len(next(iter(arrays.values()))) if arrays else 0
 
 
 def load_served_model(

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from amploop.data import Schema
     from amploop.models.runtime import Predictor
 
-__all__ = ["RecordErrors", "Scores", "record_json_schema", "records_to_table", "score"]
+__all__ = ["RecordErrors", "Rows", "Scores", "record_json_schema", "records_to_rows", "records_to_table", "score"]
 
 _MAX_ERRORS = 50  # per-field errors listed in one answer
 
@@ -101,10 +101,47 @@ def score(
     return Scores(version, [classes[i] for i in best], outputs, classes, outputs.max(axis=1) if len(outputs) else best)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Validated records as plain column lists and image arrays: cheap to make per request and to join.
+
+    A server validates each request into :class:`Rows` and builds one table per batch
+    (:meth:`join`, then :meth:`table`), not one per request: a DataFrame costs far more to make
+    and to concatenate than the few rows it holds.
+    """
+
+    columns: dict[str, list[Any]]
+    arrays: dict[str, np.ndarray]
+    kinds: dict[str, str]
+    n: int
+
+    @staticmethod
+    def join(parts: list[Rows]) -> Rows:
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        columns = {name: [v for part in parts for v in part.columns[name]] for name in first.columns}
+        arrays = {name: np.concatenate([part.arrays[name] for part in parts]) for name in first.arrays}
+        return Rows(columns, arrays, first.kinds, sum(part.n for part in parts))
+
+    def table(self) -> pd.DataFrame:
+        if not self.columns:
+            return pd.DataFrame(index=range(self.n))
+        return pd.DataFrame(
+            {name: pd.Series(values, dtype=_dtype(self.kinds[name])) for name, values in self.columns.items()}
+        )
+
+
 def records_to_table(
     schema: Schema, records: list[dict[str, Any]], *, target: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """JSON records → (table, image arrays) in the schema's column order, or :class:`RecordErrors`.
+    """JSON records → (table, image arrays) in the schema's column order, or :class:`RecordErrors`."""
+    rows = records_to_rows(schema, records, target=target)
+    return rows.table(), rows.arrays
+
+
+def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: str | None = None) -> Rows:
+    """JSON records → :class:`Rows` in the schema's column order, or :class:`RecordErrors`.
 
     Every problem is listed, not only the first: a missing field, an unknown field, a value of
     the wrong type, a missing value where the column had none, an image of the wrong shape.
@@ -133,14 +170,11 @@ def records_to_table(
                 columns[column.name].append(_value(value, column, row, errors))
     if errors:
         raise RecordErrors(errors)
-    table = pd.DataFrame({name: pd.Series(values, dtype=_dtype(schema[name].kind)) for name, values in columns.items()})
-    if not columns:
-        table = pd.DataFrame(index=range(len(records)))
     arrays = {
         name: np.stack(values) if values else np.zeros((0, *(schema[name].shape or ())))
         for name, values in images.items()
     }
-    return table, arrays
+    return Rows(columns, arrays, {c.name: c.kind for c in features}, len(records))
 
 
 def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str, Any]:
