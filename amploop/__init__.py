@@ -10,7 +10,9 @@ machine with only torch and numpy does not pull in the database and web stack.
 The stages, each a function that takes plain inputs and returns a typed result with
 ``to_dict()`` (what ``--json`` prints): :func:`check_quality`, :func:`train_version`,
 :func:`evaluate_version`, :func:`promote`, :func:`rollback`, :func:`write_model_card` and
-:func:`load_model` (a :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``).
+:func:`load_model` (a :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``),
+:func:`predict_file` (batch scoring of a CSV or Parquet file) and :func:`create_api_key`; the
+prediction server is :func:`amploop.serve.serve`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ _EXPORTS = {
     "ModelCard": "amploop.registry.cards",
     "write_model_card": "amploop.registry.cards",
     "load_model": "amploop.registry.loading",
+    "PredictFileResult": "amploop.serve.predict",
+    "predict_file": "amploop.serve.predict",
+    "CreatedKey": "amploop.serve.auth",
+    "create_api_key": "amploop.serve.auth",
+    "ServeConfig": "amploop.config",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -87,7 +94,15 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from amploop.config import AmploopConfig, DataConfig, EvaluateConfig, ModelConfig, TrainConfig, load_config
+    from amploop.config import (
+        AmploopConfig,
+        DataConfig,
+        EvaluateConfig,
+        ModelConfig,
+        ServeConfig,
+        TrainConfig,
+        load_config,
+    )
     from amploop.data import (
         Dataset,
         FeatureEncoder,
@@ -128,4 +143,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from amploop.registry.evaluations import EvaluationOutcome, evaluate_version
     from amploop.registry.loading import load_model
     from amploop.registry.training import TrainOutcome, train_version
+    from amploop.serve.auth import CreatedKey, create_api_key
+    from amploop.serve.predict import PredictFileResult, predict_file
     from amploop.workspace import Workspace

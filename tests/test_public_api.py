@@ -14,6 +14,8 @@ def test_public_names_are_pinned():
         "ArtifactStore",
         "AuthError",
         "ConfigError",
+        "Conflict",
+        "CreatedKey",
         "DataConfig",
         "DataError",
         "Dataset",
@@ -29,20 +31,24 @@ def test_public_names_are_pinned():
         "ModelNotFound",
         "NotFound",
         "PermissionDenied",
+        "PredictFileResult",
         "Predictor",
         "QualityError",
         "QualityReport",
         "Schema",
         "SchemaError",
+        "ServeConfig",
         "Store",
         "StoreError",
         "TrainConfig",
         "TrainOutcome",
         "TrainingError",
+        "Unavailable",
         "UsageError",
         "Workspace",
         "builtin_names",
         "check_quality",
+        "create_api_key",
         "evaluate_version",
         "fingerprint",
         "from_numpy",
@@ -51,6 +57,7 @@ def test_public_names_are_pinned():
         "load_config",
         "load_model",
         "open_dataset",
+        "predict_file",
         "promote",
         "rollback",
         "train_version",
@@ -90,6 +97,9 @@ def test_the_stage_functions_are_the_ones_the_cli_calls():
     assert amploop.promote is aliases.promote and amploop.rollback is aliases.rollback
     assert amploop.write_model_card is cards.write_model_card
     assert amploop.load_model is loading.load_model
+    from amploop.serve import auth, predict
+
+    assert amploop.predict_file is predict.predict_file and amploop.create_api_key is auth.create_api_key
 
 
 def test_nothing_below_the_cli_imports_it():
