@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from amploop.errors import Conflict, NotFound, StoreError, UsageError
 from amploop.registry.engine import MAX_ROWS
-from amploop.registry.records import ApiKeyRecord, FeedbackRecord, PredictionRecord, jsonable, to_record
+from amploop.registry.records import ApiKeyRecord, FeedbackRecord, PredictionRecord, to_record
 from amploop.registry.tables import ApiKeyRow, FeedbackRow, PredictionRow, utcnow
 from amploop.workspace import current_actor
 
@@ -59,13 +59,12 @@ class PredictionsMixin:
     # -- the prediction log --------------------------------------------------------------------
 
     def log_predictions(self, entries: Sequence[Mapping[str, Any]]) -> int:
-        """Append logged requests (each with :data:`PREDICTION_FIELDS`) in one transaction; their count."""
+        """Append logged requests (each with :data:`PREDICTION_FIELDS`, JSON-ready) in one transaction; their count."""
         if not entries:
             return 0
+        # features and outputs must be JSON-ready already (a server's are: parsed from and made for
+        # JSON); walking them again here cost a fifth of a busy server's time
         rows = [{field: entry[field] for field in PREDICTION_FIELDS} for entry in entries]
-        for row in rows:
-            row["features"] = jsonable(row["features"])
-            row["outputs"] = jsonable(row["outputs"])
         with self.write() as session:
             session.execute(insert(PredictionRow), rows)  # one executemany, not one INSERT per ORM object
         return len(rows)

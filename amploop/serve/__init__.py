@@ -21,6 +21,7 @@ _EXPORTS = {
     "Scores": "amploop.serve.scoring",
     "score": "amploop.serve.scoring",
     "records_to_table": "amploop.serve.scoring",
+    "table_to_records": "amploop.serve.scoring",
     "PredictFileResult": "amploop.serve.predict",
     "predict_file": "amploop.serve.predict",
     "DynamicBatcher": "amploop.serve.batcher",

@@ -349,7 +349,9 @@ class _Guard:
                     raise _BodyTooLarge
             return message
 
+        predicting = path == "/v1/predict"
         state.in_flight += 1
+        state.predicting += predicting
         try:
             await self.app(scope, receive_limited, send_counted)
         except _BodyTooLarge:
@@ -358,6 +360,7 @@ class _Guard:
             status["code"] = 413
         finally:
             state.in_flight -= 1
+            state.predicting -= predicting
             route = path if path.startswith(("/v1/", "/health", "/ready", "/metrics")) else "other"
             state.metrics.requests.labels(route, str(status["code"])).inc()
             state.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -4,7 +4,7 @@ A request carries some rows. The batcher takes requests in arrival order until t
 ``max_batch_rows`` rows, or until the oldest request has waited ``max_wait_ms`` — whichever
 comes first — and runs the batch in a worker thread, so the event loop keeps accepting requests
 while the model computes. While one batch runs, the next one gathers: under load, batches fill
-without waiting; when idle, a lone request waits at most ``max_wait_ms``.
+without waiting; when the server holds no other request, a lone one runs at once.
 
 Rows, not requests, are counted (a request of 50 rows fills most of a 64-row batch); a request
 larger than a batch runs alone. Waiting rows are bounded by ``max_queue_rows``: beyond it,
@@ -61,7 +61,9 @@ class DynamicBatcher:
 
     ``run_batch`` gets the payloads of one batch, in arrival order, and returns one result per
     payload; it runs in a single worker thread. ``on_batch(rows, requests, seconds)`` is called
-    after each batch (for metrics).
+    after each batch (for metrics). ``arriving()`` is how many requests the server has accepted
+    for this batcher and not answered yet: when all of them are already queued, nothing can join
+    the batch and it runs at once, so a lone request does not wait ``max_wait_ms`` for company.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class DynamicBatcher:
         max_queue_rows: int = 1024,
         timeout_s: float = 10.0,
         on_batch: Callable[[int, int, float], None] | None = None,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         self.run_batch = run_batch
+        self.arriving = arriving
         self.max_batch_rows = max_batch_rows
         self.max_wait_ms = max_wait_ms
         self.max_queue_rows = max_queue_rows
@@ -83,6 +87,7 @@ class DynamicBatcher:
         self.batches_run = 0
         self.queued_rows = 0  # rows waiting, not yet in a running batch
         self.running_rows = 0
+        self.running_requests = 0
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
@@ -146,7 +151,7 @@ class DynamicBatcher:
                 await self._wakeup.wait()
                 continue
             deadline = self._queue[0].enqueued + self.max_wait_ms / 1000
-            while self.queued_rows < self.max_batch_rows and not self._closing:
+            while self.queued_rows < self.max_batch_rows and not self._closing and self._more_coming():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -157,7 +162,7 @@ class DynamicBatcher:
             if not batch:
                 continue
             rows = sum(item.rows for item in batch)
-            self.running_rows = rows
+            self.running_rows, self.running_requests = rows, len(batch)
             started = time.perf_counter()
             try:
                 results = await loop.run_in_executor(self._executor, self.run_batch, [i.payload for i in batch])
@@ -177,12 +182,19 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_result(result)
             finally:
-                self.running_rows = 0
+                self.running_rows = self.running_requests = 0
             seconds = time.perf_counter() - started
             self.batches_run += 1
             self._seconds_per_row = 0.8 * self._seconds_per_row + 0.2 * seconds / max(rows, 1)
             if self.on_batch is not None:
                 self.on_batch(rows, len(batch), seconds)
+
+    def _more_coming(self) -> bool:
+        """Whether waiting can fill the batch: requests the server holds that have not reached the queue.
+
+        Without ``arriving`` (a count from the server) the batcher always waits up to max_wait_ms.
+        """
+        return self.arriving is None or self.arriving() > len(self._queue) + self.running_requests
 
     def _drop_abandoned(self) -> None:
         while self._queue and self._queue[0].abandoned:

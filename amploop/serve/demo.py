@@ -71,6 +71,7 @@ def _serve_and_drive(
 
     from amploop.serve.app import create_app
     from amploop.serve.loadgen import run_load
+    from amploop.serve.scoring import table_to_records
     from amploop.serve.state import ServerState
 
     serve_config = config.serve.model_copy(update={"host": "127.0.0.1", "port": _free_port()})
@@ -88,7 +89,7 @@ def _serve_and_drive(
     served = state.primary.slot.current
     assert served is not None
     tell("serve", {"url": url, "version": served.reference, "precision": served.precision})
-    records = load_builtin("adult").table.drop(columns=["income"]).head(512).to_dict("records")
+    records = table_to_records(load_builtin("adult").table.drop(columns=["income"]).head(512))
     try:
         load = run_load(
             f"{url}/v1/predict",

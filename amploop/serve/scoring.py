@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from amploop.data import Schema
     from amploop.models.runtime import Predictor
 
-__all__ = ["RecordErrors", "Rows", "Scores", "record_json_schema", "records_to_rows", "records_to_table", "score"]
+__all__ = [
+    "RecordErrors",
+    "Rows",
+    "Scores",
+    "record_json_schema",
+    "records_to_rows",
+    "records_to_table",
+    "score",
+    "table_to_records",
+]
 
 _MAX_ERRORS = 50  # per-field errors listed in one answer
 
@@ -175,6 +184,18 @@ def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: st
         for name, values in images.items()
     }
     return Rows(columns, arrays, {c.name: c.kind for c in features}, len(records))
+
+
+def table_to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as JSON-ready records: missing values (NaN, NaT, None) become ``None`` (JSON null).
+
+    >>> table_to_records(pd.DataFrame({"age": [30.0, float("nan")], "sex": ["F", None]}))
+    [{'age': 30.0, 'sex': 'F'}, {'age': None, 'sex': None}]
+    """
+    plain = table.astype(object).where(table.notna(), None)
+    return [
+        {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()} for row in plain.to_dict("records")
+    ]
 
 
 def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str, Any]:

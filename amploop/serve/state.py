@@ -97,6 +97,7 @@ class ServerState:
         self.log: PredictionLogWriter | None = None
         self.draining = False
         self.in_flight = 0
+        self.predicting = 0  # /v1/predict requests accepted and not yet answered (parsing included)
         self.started_at = datetime.now(UTC)
         self._watcher: asyncio.Task[None] | None = None
         self._shadow_executor: ThreadPoolExecutor | None = None
@@ -159,6 +160,7 @@ class ServerState:
                 max_queue_rows=config.max_queue_rows,
                 timeout_s=config.request_timeout_s,
                 on_batch=observe,
+                arriving=lambda: self.predicting,
             )
             await route.batcher.start()
         metrics.queue_rows.set_function(lambda: sum(r.batcher.queued_rows for r in self._routes() if r.batcher))
