@@ -212,7 +212,18 @@ class Predictor:
         validate: bool = True,
     ) -> np.ndarray:
         """Class probabilities (n, classes), temperature-scaled unless ``calibrated=False``; or values (n,)."""
-        raw = self.logits(table, arrays, validate=validate)
+        return self._served(self.logits(table, arrays, validate=validate), calibrated)
+
+    def outputs_for_batch(self, batch: EncodedBatch) -> np.ndarray:
+        """:meth:`predict_outputs` for rows already encoded (``encoder_.transform_columns``): no table needed."""
+        if len(batch) == 0:
+            raw = np.zeros((0, self.bundle.spec.n_outputs) if self.bundle.task == "classification" else (0,))
+        else:
+            outputs = self._forward(model_inputs(batch))
+            raw = outputs if self.bundle.task == "classification" else outputs.squeeze(-1)
+        return self._served(raw, calibrated=True)
+
+    def _served(self, raw: np.ndarray, calibrated: bool) -> np.ndarray:
         if self.bundle.task != "classification":
             return raw
         temperature = self.bundle.temperature if calibrated else 1.0

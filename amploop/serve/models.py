@@ -25,7 +25,7 @@ import pandas as pd
 
 from amploop.errors import AmploopError, ConfigError
 from amploop.names import ModelRef, parse_model_ref
-from amploop.serve.scoring import Rows, Scores, score
+from amploop.serve.scoring import Rows, Scores, score_rows
 
 if TYPE_CHECKING:
     from amploop.models.runtime import ParityCheck, Predictor
@@ -55,9 +55,8 @@ class ServedModel:
 
     def run(self, inputs: list[Rows]) -> list[Scores]:
         """Score several requests' rows in one forward pass; one :class:`Scores` per request."""
-        joined = Rows.join(inputs)
         # records_to_rows has validated every field already; the encoder does the rest
-        scores = score(self.predictor, joined.table(), joined.arrays, validate=False)
+        scores = score_rows(self.predictor, Rows.join(inputs))
         out, start = [], 0
         for part in inputs:
             rows = slice(start, start + part.n)

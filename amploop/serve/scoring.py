@@ -43,6 +43,7 @@ __all__ = [
     "records_to_rows",
     "records_to_table",
     "score",
+    "score_rows",
     "table_to_records",
 ]
 
@@ -100,7 +101,16 @@ def score(
     predictor: Predictor, table: pd.DataFrame, arrays: dict[str, np.ndarray] | None = None, *, validate: bool = True
 ) -> Scores:
     """The predictor's answer for every row of ``table`` (and ``arrays``), in one batched pass."""
-    outputs = predictor.predict_outputs(table, arrays, validate=validate)
+    return _scores(predictor, predictor.predict_outputs(table, arrays, validate=validate))
+
+
+def score_rows(predictor: Predictor, rows: Rows) -> Scores:
+    """:func:`score` for validated :class:`Rows`, encoded straight from their column lists (no table built)."""
+    batch = predictor.encoder_.transform_columns(rows.columns, rows.arrays, rows.n)
+    return _scores(predictor, predictor.outputs_for_batch(batch))
+
+
+def _scores(predictor: Predictor, outputs: np.ndarray) -> Scores:
     version = predictor.reference or "unregistered"
     bundle = predictor.bundle
     if bundle.task != "classification":
