@@ -26,6 +26,7 @@ import httpx
 import amploop
 from amploop import AmploopConfig, EvaluateConfig, ModelConfig, Store, TrainConfig
 from amploop.serve.loadgen import run_load
+from amploop.serve.scoring import table_to_records
 from amploop.workspace import Workspace
 
 
@@ -74,7 +75,7 @@ def main() -> None:
                 break
         except httpx.TransportError:
             time.sleep(0.2)
-    records = amploop.load_builtin("adult").table.drop(columns=["income"]).head(2000).to_dict("records")
+    records = table_to_records(amploop.load_builtin("adult").table.drop(columns=["income"]).head(2000))
     bodies = [{"records": [r]} for r in records]
     windows = max(1, round(args.minutes * 60 / args.window_s))
     print(f"soak: {windows} windows of {args.window_s:g} s, {args.clients} clients, server pid {server.pid}")
