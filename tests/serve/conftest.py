@@ -73,6 +73,26 @@ def plants_pg_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace
         drop_pg_database(url)
 
 
+@pytest.fixture(scope="module")
+def adult_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A store holding adult:1, trained for one epoch (a few seconds)."""
+    home = tmp_path_factory.mktemp("adult") / ".amploop"
+    ws = Workspace.from_env({"AMPLOOP_HOME": str(home)})
+    config = AmploopConfig(
+        model={"name": "adult"},
+        train={"epochs": 1, "precision": "fp32", "min_steps": 1},
+        evaluate={"robustness": False},
+    )
+    with Store.open(ws) as store:
+        amploop.train_version(config, dataset="adult", store=store)
+        yield store
+
+
+@pytest.fixture(scope="module")
+def adult_model(adult_store: Store) -> amploop.Predictor:
+    return amploop.load_model("adult:1", store=adult_store)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -32,20 +32,6 @@ def test_column_lists_encode_exactly_like_the_table_they_came_from():
     assert got.numeric[3, 0] == 1e6  # 1e300 is clipped, not inf
 
 
-@pytest.fixture(scope="module")
-def adult_model(tmp_path_factory):
-    home = tmp_path_factory.mktemp("adult") / ".amploop"
-    ws = amploop.Workspace.from_env({"AMPLOOP_HOME": str(home)})
-    config = amploop.AmploopConfig(
-        model={"name": "adult"},
-        train={"epochs": 1, "precision": "fp32", "min_steps": 1},
-        evaluate={"robustness": False},
-    )
-    with amploop.Store.open(ws) as store:
-        amploop.train_version(config, dataset="adult", store=store)
-        yield amploop.load_model("adult:1", store=store)
-
-
 def test_served_rows_score_exactly_as_load_model_scores_the_table(adult_model):
     table = amploop.load_builtin("adult").table.drop(columns=["income"]).sample(300, random_state=1)
     assert table.isna().any().any()  # missing workclass and occupation are part of the test
