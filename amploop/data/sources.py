@@ -30,7 +30,7 @@ from amploop.data.builtin import builtin_names, load_builtin
 from amploop.data.dataset import Dataset
 from amploop.errors import DataError, DatasetNotFound, SchemaError, close_matches
 
-__all__ = ["from_numpy", "open_dataset", "read_csv", "read_numpy", "read_parquet"]
+__all__ = ["csv_error", "from_numpy", "open_dataset", "read_csv", "read_numpy", "read_parquet"]
 
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".npy", ".npz")
 _PANDAS_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -68,34 +68,39 @@ def read_csv(path: str | Path, *, target: str | None = None, sep: str = ",") -> 
     path = Path(path)
     try:
         table = pd.read_csv(path, sep=sep, skipinitialspace=True)
-    except pd.errors.ParserError as exc:
-        found = _PANDAS_LINE.search(str(exc))
-        if found:
-            expected, line, saw = found.groups()
-            raise DataError(
-                f"{path} line {line}: expected {expected} fields, saw {saw}; fix that line or "
-                f"quote the fields that contain '{sep}'",
-                line=int(line),
-            ) from None
-        raise DataError(f"{path}: not valid CSV ({str(exc).strip().splitlines()[-1]})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; a CSV file needs a header line and rows") from None
-    except UnicodeDecodeError:
-        # pandas decodes in chunks, so its offset is within a chunk: find the real place ourselves
-        line, offset = _first_invalid_utf8(path)
-        raise DataError(
-            f"{path} line {line}: not UTF-8 text (byte offset {offset}); save the file as UTF-8",
-            line=line,
-            byte_offset=offset,
-        ) from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise csv_error(path, exc, sep) from None
     if table.empty:
         raise DataError(f"{path} has a header but no rows")
     unnamed = [c for c in table.columns if str(c).startswith("Unnamed: ")]
     if unnamed:
         raise DataError(f"{path}: the header has {len(unnamed)} empty column name(s); name every column")
     return Dataset.from_table(path.stem.removesuffix(".csv"), table, target=target, source=str(path.resolve()))
+
+
+def csv_error(path: Path, exc: Exception, sep: str = ",") -> DataError:
+    """The one-line :class:`DataError` for a CSV file pandas could not read: the file, and the line when known."""
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return DataError(f"{path} is empty; a CSV file needs a header line and rows")
+    if isinstance(exc, UnicodeDecodeError):
+        # pandas decodes in chunks, so its offset is within a chunk: find the real place ourselves
+        line, offset = _first_invalid_utf8(path)
+        return DataError(
+            f"{path} line {line}: not UTF-8 text (byte offset {offset}); save the file as UTF-8",
+            line=line,
+            byte_offset=offset,
+        )
+    if isinstance(exc, OSError):
+        return DataError(f"{path}: cannot read ({exc.strerror or exc})")
+    found = _PANDAS_LINE.search(str(exc))
+    if found:
+        expected, line, saw = found.groups()
+        return DataError(
+            f"{path} line {line}: expected {expected} fields, saw {saw}; fix that line or "
+            f"quote the fields that contain '{sep}'",
+            line=int(line),
+        )
+    return DataError(f"{path}: not valid CSV ({str(exc).strip().splitlines()[-1]})")
 
 
 def _first_invalid_utf8(path: Path, chunk_bytes: int = 1 << 20) -> tuple[int, int]:

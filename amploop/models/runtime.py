@@ -38,6 +38,7 @@ __all__ = [
     "batched_outputs",
     "check_parity",
     "choose_inference_precision",
+    "cpu_has_native_bf16",
     "model_inputs",
     "model_outputs",
     "to_device",
@@ -334,7 +335,7 @@ def choose_inference_precision(requested: str, device: str) -> tuple[str, str]:
             "fp16 on the CPU: autocast has few fp16 CPU kernels and is slower than fp32; use fp32 or int8"
         )
     if requested == "bf16":
-        if not _cpu_has_native_bf16():
+        if not cpu_has_native_bf16():
             raise ConfigError(
                 "bf16 on this CPU: it has no native bf16 (AVX512-BF16 or AMX), so bf16 is emulated and slower "
                 "than fp32; use fp32 or int8"
@@ -345,12 +346,8 @@ def choose_inference_precision(requested: str, device: str) -> tuple[str, str]:
     return "fp32", "fp32 requested"
 
 
-def _cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles).
-
-    The same probes as :func:`amploop.train.precision.cpu_has_native_bf16`, which the models
-    layer may not import (train sits above it).
-    """
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles); training asks the same."""
     found = False
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         check = getattr(torch.cpu, probe, None)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from amploop.data.sources import _PANDAS_LINE, _first_invalid_utf8
+from amploop.data.sources import csv_error
 from amploop.errors import DataError, SchemaError, UsageError, close_matches
 from amploop.serve.scoring import score
 
@@ -315,7 +315,7 @@ def _csv_header(path: Path, sep: str) -> list[str]:
     try:
         return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, skipinitialspace=True).columns]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise _csv_error(path, exc, sep) from None
+        raise csv_error(path, exc, sep) from None
 
 
 def _csv_chunks(
@@ -337,31 +337,7 @@ def _csv_chunks(
             for frame in reader:
                 yield frame[columns], None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise _csv_error(path, exc, sep) from None
-
-
-def _csv_error(path: Path, exc: Exception, sep: str) -> DataError:
-    """The same one-line errors as :func:`amploop.data.read_csv`: the file, and the line when known."""
-    if isinstance(exc, pd.errors.EmptyDataError):
-        return DataError(f"{path} is empty; a CSV file needs a header line")
-    if isinstance(exc, UnicodeDecodeError):
-        line, offset = _first_invalid_utf8(path)
-        return DataError(
-            f"{path} line {line}: not UTF-8 text (byte offset {offset}); save the file as UTF-8",
-            line=line,
-            byte_offset=offset,
-        )
-    if isinstance(exc, OSError):
-        return DataError(f"{path}: cannot read ({exc.strerror or exc})")
-    found = _PANDAS_LINE.search(str(exc))
-    if found:
-        expected, line, saw = found.groups()
-        return DataError(
-            f"{path} line {line}: expected {expected} fields, saw {saw}; fix that line or "
-            f"quote the fields that contain '{sep}'",
-            line=int(line),
-        )
-    return DataError(f"{path}: not valid CSV ({str(exc).strip().splitlines()[-1]})")
+        raise csv_error(path, exc, sep) from None
 
 
 def _parquet_header(path: Path) -> tuple[list[str], int]:

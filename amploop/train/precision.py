@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from amploop.errors import ConfigError
+from amploop.models.runtime import cpu_has_native_bf16
 
 __all__ = ["PRECISIONS", "PrecisionChoice", "cpu_has_native_bf16", "probe_cpu_precision", "resolve_precision"]
 
@@ -80,22 +81,6 @@ class PrecisionChoice:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "use_grad_scaler": self.use_grad_scaler}
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    found = False
-    for probe in probes:
-        check = getattr(torch.cpu, probe, None)
-        if check is not None:
-            with contextlib.suppress(RuntimeError):
-                found = found or bool(check())
-    if not found:  # older torch: read the flags the kernel reports
-        with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
-            flags = fh.read()
-            found = "avx512_bf16" in flags or "amx_bf16" in flags
-    return found
 
 
 def resolve_precision(requested: str, device: str | torch.device) -> PrecisionChoice:

@@ -252,7 +252,7 @@ def test_choose_inference_precision_on_the_cpu():
 
 def test_bf16_on_a_cpu_without_native_bf16_is_refused_mocked(monkeypatch):
     """A CPU without AVX512-BF16 or AMX cannot be had on demand: the probe is patched."""
-    monkeypatch.setattr(runtime_module, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime_module, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(ConfigError, match="no native bf16 .* emulated and slower than fp32"):
         choose_inference_precision("bf16", "cpu")
 
