@@ -102,7 +102,8 @@ class TrainConfig(_Section):
     epochs: int | None = Field(None, ge=1)  # passes over the data; null: at least 5, more until min_steps
     min_steps: int = Field(1000, ge=1)  # with epochs null: optimizer steps a small table still gets
     batch_size: int = Field(256, ge=1)  # samples per optimizer step, per process; capped for small tables
-    learning_rate: float = Field(1e-3, gt=0)  # peak learning rate after warmup
+    # peak learning rate after warmup; the cap keeps Adam's step (lr / (1 - beta1)) inside float32
+    learning_rate: float = Field(1e-3, gt=0, le=1e6)
     weight_decay: float = Field(0.01, ge=0)  # AdamW decoupled weight decay
     seed: int = Field(0, ge=0, le=MAX_SEED)  # seeds data order and initialisation; each rank adds its rank
     gradient_accumulation_steps: int = Field(1, ge=1)  # micro-batches per optimizer step

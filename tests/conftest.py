@@ -87,9 +87,13 @@ def sqlite_workspace(tmp_path: Path) -> Workspace:
 CHROMIUM = os.environ.get("AMPLOOP_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian chromium driven by Playwright (never a downloaded browser).
+
+    Per module, not per session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and ``asyncio.run`` refuses to start under a running loop.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no browser at {CHROMIUM}: apt-get install chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright

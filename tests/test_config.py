@@ -94,3 +94,9 @@ def test_config_is_immutable():
     cfg = load_config(None, environ={})
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its ValidationError
         cfg.train.epochs = 3  # type: ignore[misc]
+
+
+def test_a_learning_rate_adam_cannot_step_with_is_a_config_error():
+    # Adam steps by lr / (1 - beta1): 3.4e37 overflowed float32 inside torch instead of failing here
+    with pytest.raises(ConfigError, match="train.learning_rate"):
+        load_config(None, environ={}, overrides={"train.learning_rate": 3.4e37})

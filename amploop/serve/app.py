@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, Header, Request
@@ -33,6 +33,9 @@ from amploop.errors import AmploopError, InputTooLarge, Unavailable
 from amploop.serve.auth import require_role, token_from_headers
 from amploop.serve.scoring import RecordErrors, Scores, record_json_schema, records_to_rows
 from amploop.serve.state import ServerState
+
+if TYPE_CHECKING:
+    from amploop.registry.records import ApiKeyRecord
 
 __all__ = ["create_app"]
 
@@ -142,9 +145,9 @@ def create_app(state: ServerState) -> FastAPI:
         }
         return JSONResponse(body, status_code=500, headers={"X-Request-ID": request_id})
 
-    def authorize(authorization: str | None, x_api_key: str | None, role: str) -> None:
+    def authorize(authorization: str | None, x_api_key: str | None, role: str) -> ApiKeyRecord:
         token = token_from_headers(authorization, x_api_key)
-        require_role(state.keys.verify(token), role)
+        return require_role(state.keys.verify(token), role)
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS)
     async def predict(
@@ -175,7 +178,7 @@ def create_app(state: ServerState) -> FastAPI:
         try:
             scores = await route.batcher.submit(inputs, rows=len(records), timeout_s=max(remaining_s, 0.001))
         except Unavailable as exc:
-            metrics.rejected.labels("timeout" if "timeout" in exc.message else "overload").inc()
+            metrics.rejected.labels(exc.details.get("reason", "overload")).inc()
             raise
         _check_finite(scores)
         answer = scores.to_dict()
@@ -205,9 +208,10 @@ def create_app(state: ServerState) -> FastAPI:
         authorization: str | None = Header(None),
         x_api_key: str | None = Header(None),
     ) -> Any:
-        await run_in_threadpool(authorize, authorization, x_api_key, "operator")
+        key = await run_in_threadpool(authorize, authorization, x_api_key, "operator")
         labels = dict(enumerate(body.labels)) if body.labels is not None else {body.row: body.label}
-        recorded = await run_in_threadpool(state.store.record_feedback, body.request_id, labels, actor="api")
+        actor = f"key:{key.id}"  # who gave the labels, for the audit of realized performance
+        recorded = await run_in_threadpool(state.store.record_feedback, body.request_id, labels, actor=actor)
         return FeedbackResponse(request_id=body.request_id, recorded=len(recorded))
 
     @app.get("/v1/models", responses=_PREDICT_ERRORS)

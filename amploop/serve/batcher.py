@@ -116,12 +116,15 @@ class DynamicBatcher:
     async def submit(self, payload: Any, *, rows: int, timeout_s: float | None = None) -> Any:
         """Queue ``payload`` (``rows`` rows) and wait for its result."""
         if self._closing:
-            raise Unavailable("the server is shutting down; retry on another replica", retry_after_s=1)
+            raise Unavailable(
+                "the server is shutting down; retry on another replica", retry_after_s=1, reason="draining"
+            )
         if self.queued_rows > 0 and self.queued_rows + rows > self.max_queue_rows:
             retry = max(1, round(self.queued_rows * self._seconds_per_row + 0.5))
             raise Unavailable(
                 f"the server is at capacity ({self.queued_rows} rows waiting); retry in {retry} s",
                 retry_after_s=retry,
+                reason="overload",
             )
         item = _Pending(payload, rows, asyncio.get_running_loop().create_future())
         self._queue.append(item)
@@ -135,6 +138,7 @@ class DynamicBatcher:
             raise Unavailable(
                 f"the request was not answered within its timeout of {timeout:g} s; the server is busy, retry later",
                 retry_after_s=1,
+                reason="timeout",
             ) from None
         except asyncio.CancelledError:  # the client went away
             item.abandoned = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,5 +123,10 @@ async def drive(
 
 
 def run_load(url: str, bodies: list[Any], **options: Any) -> LoadResult:
-    """:func:`drive` from synchronous code."""
-    return asyncio.run(drive(url, bodies, **options))
+    """:func:`drive` from synchronous code, also where an event loop already runs (a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(drive(url, bodies, **options))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # asyncio.run refuses to nest: a thread of its own
+        return pool.submit(asyncio.run, drive(url, bodies, **options)).result()

@@ -99,7 +99,11 @@ def test_feedback_needs_an_operator_key_and_is_stored_once_per_row(server, plant
     assert unknown.status_code == 404
     with Store.open(plants_ws) as store:
         stored = store.feedback([request_id])
-    assert [(f.row, f.label) for f in stored] == [(0, "fern"), (1, "moss")]
+    operator_id = keys["operator"].split("_")[1]
+    assert [(f.row, f.label, f.actor) for f in stored] == [
+        (0, "fern", f"key:{operator_id}"),
+        (1, "moss", f"key:{operator_id}"),
+    ]
 
 
 def test_health_ready_metrics_models_and_the_openapi_schema(server, keys):
