@@ -165,7 +165,8 @@ def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: st
     Every problem is listed, not only the first: a missing field, an unknown field, a value of
     the wrong type, a missing value where the column had none, an image of the wrong shape.
     Unseen categories and numbers outside the training range are accepted: they are drift,
-    which monitoring reports. The ``target`` column may be present and is ignored.
+    which monitoring reports. The ``target`` column may be present and is ignored; text columns
+    (IDs, free text), which the model does not read, may be left out.
     """
     errors: list[dict[str, Any]] = []
     features = [c for c in schema.columns if c.name != target]
@@ -180,7 +181,10 @@ def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: st
             errors.append(_error(row, name, "not a column of the model; remove it", "extra_forbidden"))
         for column in features:
             if column.name not in record:
-                errors.append(_error(row, column.name, "field required", "missing"))
+                if column.kind == "text":  # IDs and free text: the model does not read them, so optional
+                    columns[column.name].append(None)
+                else:
+                    errors.append(_error(row, column.name, "field required", "missing"))
                 continue
             value = record[column.name]
             if column.kind == "image":
@@ -229,7 +233,7 @@ def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str
     return {
         "type": "object",
         "properties": properties,
-        "required": list(properties),
+        "required": [c.name for c in schema.columns if c.name in properties and c.kind != "text"],
         "additionalProperties": False,
     }
 
@@ -245,7 +249,7 @@ def _error(row: int, field: str | None, message: str, kind: str) -> dict[str, An
 
 def _value(value: Any, column: Any, row: int, errors: list[dict[str, Any]]) -> Any:
     if value is None:
-        if not column.nullable:
+        if not column.nullable and column.kind != "text":
             errors.append(_error(row, column.name, "missing value, but the column had none in training", "missing"))
         return None
     if column.kind == "numeric":

@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 
 import amploop
-from amploop.data import FeatureEncoder
+from amploop.data import FeatureEncoder, Schema
 from amploop.data.schema import infer_schema
-from amploop.serve.scoring import RecordErrors, records_to_rows, score, score_rows, table_to_records
+from amploop.serve.scoring import (
+    RecordErrors,
+    record_json_schema,
+    records_to_rows,
+    score,
+    score_rows,
+    table_to_records,
+)
 
 
 def test_column_lists_encode_exactly_like_the_table_they_came_from():
@@ -50,3 +57,19 @@ def test_a_record_with_a_string_for_a_number_is_refused_with_its_place(adult_mod
     assert caught.value.details["errors"] == [
         {"loc": ["records", 2, "age"], "msg": "not a number: 'forty'", "type": "float_type"}
     ]
+
+
+def test_text_columns_the_model_does_not_read_may_be_left_out_of_a_request():
+    schema = Schema.from_dict(
+        {
+            "columns": [
+                {"name": "customer_id", "kind": "text", "dtype": "object"},
+                {"name": "age", "kind": "numeric", "dtype": "int64"},
+            ]
+        }
+    )
+    rows = records_to_rows(schema, [{"age": 30}, {"age": 40, "customer_id": "c-2"}])
+    assert rows.columns == {"customer_id": [None, "c-2"], "age": [30.0, 40.0]}
+    assert record_json_schema(schema)["required"] == ["age"]
+    with pytest.raises(RecordErrors, match="records.0.age: field required"):
+        records_to_rows(schema, [{"customer_id": "c-1"}])
