@@ -20,7 +20,8 @@ from amploop._lazy import lazy_exports
 _EXPORTS = {
     "Scores": "amploop.serve.scoring",
     "score": "amploop.serve.scoring",
-    "records_to_table": "amploop.serve.scoring",
+    "Rows": "amploop.serve.scoring",
+    "records_to_rows": "amploop.serve.scoring",
     "table_to_records": "amploop.serve.scoring",
     "PredictFileResult": "amploop.serve.predict",
     "predict_file": "amploop.serve.predict",

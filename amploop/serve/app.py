@@ -88,7 +88,7 @@ class FeedbackResponse(BaseModel):
 
 
 _ERROR = {"description": "an AmploopError: {error, message, details}"}
-_PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body is not JSON"},
     401: _ERROR,
     403: _ERROR,
@@ -97,7 +97,7 @@ _PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     500: _ERROR,
     503: _ERROR,
 }
-_FEEDBACK_ERRORS = {**_PREDICT_ERRORS, 404: _ERROR, 409: _ERROR}
+_FEEDBACK_ERRORS = {**_ERROR_RESPONSES, 404: _ERROR, 409: _ERROR}
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -149,7 +149,7 @@ def create_app(state: ServerState) -> FastAPI:
         token = token_from_headers(authorization, x_api_key)
         return require_role(state.keys.verify(token), role)
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS)
+    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERROR_RESPONSES)
     async def predict(
         body: PredictRequest,
         request: Request,
@@ -214,13 +214,13 @@ def create_app(state: ServerState) -> FastAPI:
         recorded = await run_in_threadpool(state.store.record_feedback, body.request_id, labels, actor=actor)
         return FeedbackResponse(request_id=body.request_id, recorded=len(recorded))
 
-    @app.get("/v1/models", responses=_PREDICT_ERRORS)
+    @app.get("/v1/models", responses=_ERROR_RESPONSES)
     async def models(authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
         if config.require_key_for_predict:
             await run_in_threadpool(authorize, authorization, x_api_key, "reader")
         return state.describe()
 
-    @app.post("/v1/admin/refresh", responses=_PREDICT_ERRORS)
+    @app.post("/v1/admin/refresh", responses=_ERROR_RESPONSES)
     async def refresh(authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
         """Look at the store's aliases now instead of at the next poll; swap in what moved."""
         await run_in_threadpool(authorize, authorization, x_api_key, "operator")

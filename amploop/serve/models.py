@@ -15,7 +15,6 @@ calls it from a background thread — and then swapped in with one assignment. A
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -149,12 +148,7 @@ class ModelSlot:
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         self.swaps = 0
-        self.checked_at = 0.0
         self._lock = threading.Lock()  # one refresh at a time; readers never take it
-
-    @property
-    def follows_alias(self) -> bool:
-        return self.ref.alias is not None
 
     def target_version(self) -> int:
         """The version the reference names in the store now."""
@@ -165,7 +159,6 @@ class ModelSlot:
     def refresh(self) -> bool:
         """Load and swap in the version the reference names now, if it changed; True when it swapped."""
         with self._lock:
-            self.checked_at = time.monotonic()
             try:
                 version = self.target_version()
                 if self.current is not None and self.current.version == version:

@@ -2,8 +2,8 @@
 
 :func:`score` runs a :class:`~amploop.models.runtime.Predictor` once over a table and returns
 :class:`Scores`: each row's prediction, its calibrated class probabilities and the calibrated
-confidence (the largest of them), with the version that answered. :func:`records_to_table`
-turns JSON records into the table and image arrays a predictor reads, with per-field errors.
+confidence (the largest of them), with the version that answered. :func:`records_to_rows`
+turns JSON records into validated :class:`Rows` (column lists and image arrays), with per-field errors.
 
 Examples
 --------
@@ -11,10 +11,10 @@ Examples
 >>> schema = Schema.from_dict({"columns": [
 ...     {"name": "age", "kind": "numeric", "dtype": "int64"},
 ...     {"name": "sex", "kind": "categorical", "dtype": "object", "categories": ["F", "M"]}]})
->>> table, arrays = records_to_table(schema, [{"age": 30, "sex": "F"}], target="income")
->>> table.to_dict("records"), arrays
-([{'age': 30.0, 'sex': 'F'}], {})
->>> records_to_table(schema, [{"age": "old", "sex": "F", "x": 1}], target="income")
+>>> rows = records_to_rows(schema, [{"age": 30, "sex": "F"}], target="income")
+>>> rows.columns, rows.arrays, rows.n
+({'age': [30.0], 'sex': ['F']}, {}, 1)
+>>> records_to_rows(schema, [{"age": "old", "sex": "F", "x": 1}], target="income")
 Traceback (most recent call last):
 ...
 amploop.serve.scoring.RecordErrors: 2 problem(s) in the records: records.0.x: not a column of the model; ...
@@ -41,7 +41,6 @@ __all__ = [
     "Scores",
     "record_json_schema",
     "records_to_rows",
-    "records_to_table",
     "score",
     "score_rows",
     "table_to_records",
@@ -124,14 +123,12 @@ def _scores(predictor: Predictor, outputs: np.ndarray) -> Scores:
 class Rows:
     """Validated records as plain column lists and image arrays: cheap to make per request and to join.
 
-    A server validates each request into :class:`Rows` and builds one table per batch
-    (:meth:`join`, then :meth:`table`), not one per request: a DataFrame costs far more to make
-    and to concatenate than the few rows it holds.
+    A server validates each request into :class:`Rows` and encodes one batch from the joined
+    lists (:func:`score_rows`): a DataFrame per request or per batch costs more than the model.
     """
 
     columns: dict[str, list[Any]]
     arrays: dict[str, np.ndarray]
-    kinds: dict[str, str]
     n: int
 
     @staticmethod
@@ -141,22 +138,7 @@ class Rows:
         first = parts[0]
         columns = {name: [v for part in parts for v in part.columns[name]] for name in first.columns}
         arrays = {name: np.concatenate([part.arrays[name] for part in parts]) for name in first.arrays}
-        return Rows(columns, arrays, first.kinds, sum(part.n for part in parts))
-
-    def table(self) -> pd.DataFrame:
-        if not self.columns:
-            return pd.DataFrame(index=range(self.n))
-        return pd.DataFrame(
-            {name: pd.Series(values, dtype=_dtype(self.kinds[name])) for name, values in self.columns.items()}
-        )
-
-
-def records_to_table(
-    schema: Schema, records: list[dict[str, Any]], *, target: str | None = None
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """JSON records → (table, image arrays) in the schema's column order, or :class:`RecordErrors`."""
-    rows = records_to_rows(schema, records, target=target)
-    return rows.table(), rows.arrays
+        return Rows(columns, arrays, sum(part.n for part in parts))
 
 
 def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: str | None = None) -> Rows:
@@ -197,7 +179,7 @@ def records_to_rows(schema: Schema, records: list[dict[str, Any]], *, target: st
         name: np.stack(values) if values else np.zeros((0, *(schema[name].shape or ())))
         for name, values in images.items()
     }
-    return Rows(columns, arrays, {c.name: c.kind for c in features}, len(records))
+    return Rows(columns, arrays, len(records))
 
 
 def table_to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -213,7 +195,7 @@ def table_to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str, Any]:
-    """The JSON Schema of one record: what :func:`records_to_table` accepts, for the OpenAPI document."""
+    """The JSON Schema of one record: what :func:`records_to_rows` accepts, for the OpenAPI document."""
     properties: dict[str, Any] = {}
     for column in schema.columns:
         if column.name == target:
@@ -236,10 +218,6 @@ def record_json_schema(schema: Schema, *, target: str | None = None) -> dict[str
         "required": [c.name for c in schema.columns if c.name in properties and c.kind != "text"],
         "additionalProperties": False,
     }
-
-
-def _dtype(kind: str) -> str:
-    return "float64" if kind == "numeric" else "object"
 
 
 def _error(row: int, field: str | None, message: str, kind: str) -> dict[str, Any]:
