@@ -177,7 +177,13 @@ class ServeConfig(_Section):
 class MonitorConfig(_Section):
     window_size: int = Field(1000, ge=10)  # predictions per drift window
     drift_p_value: float = Field(0.01, gt=0, lt=1)  # significance for drift tests
-    reference_sample_size: int = Field(5000, ge=100)  # rows kept in the reference profile
+    reference_sample_size: int = Field(5000, ge=100)  # validation outputs kept for prediction-drift tests
+    correction: Literal["bh", "bonferroni", "none"] = "bh"  # multiple-testing correction over the columns
+    drift_share: float = Field(0.5, gt=0, le=1)  # share of drifted columns that makes the dataset drift
+    performance_drop: float = Field(0.05, ge=0, lt=1)  # accuracy this far below the reference raises an alert
+    min_labels: int = Field(50, ge=1)  # labelled rows a window needs for realized performance
+    webhook_url: str | None = None  # POST alerts here (retried, in the background)
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)  # per attempt
 
 
 class LoopConfig(_Section):

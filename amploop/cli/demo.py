@@ -41,6 +41,23 @@ def _render_stage(stage: str, result: Any) -> None:
     elif stage == "serve":
         out.print(f"serving {result['version']} at {result['url']} ({result['precision']})", highlight=False)
         return
+    elif stage == "monitor":
+        from amploop.cli.monitor import print_monitor
+
+        print_monitor(result)
+        return
+    elif stage == "alarm":
+        row = result["first_alarm_row"]
+        if row is None:
+            out.print("no critical alarm in the rainfall traffic", highlight=False)
+        else:
+            out.print(
+                f"[bold red]first alarm[/] at rainfall row {row:,} (the series changes near row 12,000): "
+                f"{result['first_alarm']['message']}",
+                highlight=False,
+                markup=True,
+            )
+        return
     elif stage == "traffic":
         t = result.to_dict()
         out.print(
@@ -56,8 +73,8 @@ def _render_stage(stage: str, result: Any) -> None:
 @app.command("demo")
 @command
 def demo(as_json: JsonFlag = False) -> None:
-    """Run every stage that exists on the built-in data, end to end, serving included."""
-    from amploop.serve.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
+    """Run every stage that exists on the built-in data, end to end: serving, then rainfall traffic monitored."""
+    from amploop.loop.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
 
     result = run_demo(state.config(), progress=not as_json, on_stage=None if as_json else _render_stage)
     if as_json:

@@ -21,9 +21,11 @@ from typing import Any
 from amploop.data.dataset import Dataset
 
 __all__ = [
+    "AlertRecord",
     "ApiKeyRecord",
     "AuditEntry",
     "DatasetRecord",
+    "DriftReportRecord",
     "EvaluationRecord",
     "FeedbackRecord",
     "ModelVersionRecord",
@@ -199,3 +201,34 @@ class StoreInfo(_Record):
 def to_record(cls: type, row: Any) -> Any:
     """A record of type ``cls`` with each of its fields read from the same-named attribute of ``row``."""
     return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class DriftReportRecord(_Record):
+    """A stored window report: which prediction-log rows it covers and what monitoring found."""
+
+    id: int
+    model_name: str
+    version: int
+    first_log_id: int
+    last_log_id: int
+    first_at: datetime
+    last_at: datetime
+    n_rows: int
+    drifted: bool
+    report: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRecord(_Record):
+    id: int
+    model_name: str
+    version: int
+    report_id: int
+    kind: str
+    severity: str
+    message: str
+    details: dict[str, Any]
+    at: datetime
+    delivery: str | None

@@ -33,15 +33,18 @@ from amploop.errors import DatasetNotFound, StoreError, UsageError
 from amploop.registry.artifacts import ArtifactStore
 from amploop.registry.engine import MAX_ROWS, open_engine, store_error
 from amploop.registry.model_versions import ModelVersionsMixin, version_in_range
+from amploop.registry.monitoring import MonitoringMixin
 from amploop.registry.predictions import PredictionsMixin
 from amploop.registry.records import AuditEntry, DatasetRecord, EvaluationRecord, StoreInfo, jsonable, to_record
 from amploop.registry.runs import RunsMixin
 from amploop.registry.tables import (
     VERSION_TABLE,
+    AlertRow,
     AliasEvent,
     ApiKeyRow,
     AuditRow,
     DatasetRow,
+    DriftReportRow,
     EvaluationRow,
     FeedbackRow,
     ModelVersionRow,
@@ -56,7 +59,7 @@ from amploop.workspace import Workspace, current_actor, mask_url
 __all__ = ["Store"]
 
 
-class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin):
+class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin, MonitoringMixin):
     """Persisted state behind every amploop stage. Open with :meth:`Store.open`; close when done.
 
     Its run methods come from :class:`~amploop.registry.runs.RunsMixin`, its model-version
@@ -125,6 +128,8 @@ class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin):
             "prediction_log": PredictionRow,
             "feedback": FeedbackRow,
             "api_keys": ApiKeyRow,
+            "drift_reports": DriftReportRow,
+            "alerts": AlertRow,
         }
         with self.read() as session:
             counts = {name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()}

@@ -29,13 +29,16 @@ __all__ = [
     "Alias",
     "AliasEvent",
     "ApiKeyRow",
+    "AlertRow",
     "AuditRow",
     "Base",
     "DatasetRow",
+    "DriftReportRow",
     "EvaluationRow",
     "FeedbackRow",
     "ModelVersionRow",
     "PredictionRow",
+    "ProfileRow",
     "RegisteredModel",
     "RunRow",
     "SchemaHistory",
@@ -243,3 +246,54 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ProfileRow(Base):
+    """Where a model version's reference profile (monitoring's view of its training rows) is kept."""
+
+    __tablename__ = "monitor_profiles"
+    __table_args__ = (UniqueConstraint("model_name", "version", name="uq_monitor_profiles_model_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    artifact_key: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DriftReportRow(Base):
+    """One window of a version's prediction log, compared with its reference: a DriftReport."""
+
+    __tablename__ = "drift_reports"
+    __table_args__ = (
+        UniqueConstraint("model_name", "version", "last_log_id", name="uq_drift_reports_model_version_last_log_id"),
+    )
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    first_log_id: Mapped[int] = mapped_column(_BIG_ID)  # the window's prediction-log ids, inclusive
+    last_log_id: Mapped[int] = mapped_column(_BIG_ID)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    n_rows: Mapped[int] = mapped_column(Integer)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertRow(Base):
+    """An alarm raised by monitoring, with the report that raised it and whether its webhook was delivered."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_model_name_at", "model_name", "at"),)
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    report_id: Mapped[int] = mapped_column(_BIG_ID)
+    kind: Mapped[str] = mapped_column(String(64))  # feature_drift, prediction_drift, estimated_performance, ...
+    severity: Mapped[str] = mapped_column(String(16))  # warning or critical
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivery: Mapped[str | None] = mapped_column(String(255), nullable=True)  # webhook outcome, when one is set

@@ -8,12 +8,13 @@ and stops it with a drain. Each stage is handed to ``on_stage`` as it finishes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from amploop.config import AmploopConfig
 from amploop.data import load_builtin
@@ -21,7 +22,10 @@ from amploop.registry.demo import DemoResult
 from amploop.registry.demo import run_demo as run_registry_demo
 from amploop.registry.store import Store
 
-__all__ = ["DEMO_TRAFFIC_S", "run_demo"]
+if TYPE_CHECKING:
+    from amploop.serve.state import ServerState
+
+__all__ = ["DEMO_TRAFFIC_S", "background_server", "run_demo"]
 
 DEMO_SCORED_ROWS = 20_000  # rows of the file the demo scores
 DEMO_TRAFFIC_S = 3.0  # how long the demo's clients send requests
@@ -64,14 +68,12 @@ def _score_file(store: Store, reference: str, tell: Callable[[str, Any], None]) 
     return scored
 
 
-def _serve_and_drive(
-    store: Store, config: AmploopConfig, reference: str, tell: Callable[[str, Any], None]
-) -> dict[str, Any]:
+@contextlib.contextmanager
+def background_server(store: Store, config: AmploopConfig, reference: str) -> Iterator[tuple[str, ServerState]]:
+    """Serve ``reference`` on a free local port from a thread; drained and stopped on exit."""
     import uvicorn
 
     from amploop.serve.app import create_app
-    from amploop.serve.loadgen import run_load
-    from amploop.serve.scoring import table_to_records
     from amploop.serve.state import ServerState
 
     serve_config = config.serve.model_copy(update={"host": "127.0.0.1", "port": _free_port()})
@@ -85,12 +87,25 @@ def _serve_and_drive(
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.02)
-    url = f"http://127.0.0.1:{serve_config.port}"
-    served = state.primary.slot.current
-    assert served is not None
-    tell("serve", {"url": url, "version": served.reference, "precision": served.precision})
-    records = table_to_records(load_builtin("adult").table.drop(columns=["income"]).head(512))
     try:
+        yield f"http://127.0.0.1:{serve_config.port}", state
+    finally:
+        state.draining = True
+        server.should_exit = True
+        thread.join(60)
+
+
+def _serve_and_drive(
+    store: Store, config: AmploopConfig, reference: str, tell: Callable[[str, Any], None]
+) -> dict[str, Any]:
+    from amploop.serve.loadgen import run_load
+    from amploop.serve.scoring import table_to_records
+
+    with background_server(store, config, reference) as (url, state):
+        served = state.primary.slot.current
+        assert served is not None
+        tell("serve", {"url": url, "version": served.reference, "precision": served.precision})
+        records = table_to_records(load_builtin("adult").table.drop(columns=["income"]).head(512))
         load = run_load(
             f"{url}/v1/predict",
             [{"records": [r]} for r in records],
@@ -98,10 +113,6 @@ def _serve_and_drive(
             seconds=DEMO_TRAFFIC_S,
             warmup_s=0.5,
         )
-    finally:
-        state.draining = True
-        server.should_exit = True
-        thread.join(60)
     tell("traffic", load)
     return {
         "url": url,

@@ -36,9 +36,11 @@ def test_open_migrates_to_head_and_records_each_step_once(workspace, backend):
             "prediction_log": 0,
             "feedback": 0,
             "api_keys": 0,
+            "drift_reports": 0,
+            "alerts": 0,
         }
     with Store.open(workspace) as store:  # a second open applies nothing
-        assert [h["revision"] for h in store.schema_history()] == ["0001", "0002", "0003", "0004"]
+        assert [h["revision"] for h in store.schema_history()] == ["0001", "0002", "0003", "0004", "0005"]
 
 
 def test_migrated_schema_matches_the_table_definitions(workspace):
@@ -140,7 +142,7 @@ def test_eight_processes_opening_a_fresh_store_at_once(workspace):
     assert {r.stdout.strip() for r in results} == {head_revision()}
     with Store.open(workspace) as store:
         history = store.schema_history()
-    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004"]  # each step ran exactly once
+    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004", "0005"]  # each step ran exactly once
 
 
 def test_unreachable_postgres_names_the_url_with_password_masked(tmp_path):
