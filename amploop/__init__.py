@@ -11,8 +11,10 @@ The stages, each a function that takes plain inputs and returns a typed result w
 ``to_dict()`` (what ``--json`` prints): :func:`check_quality`, :func:`train_version`,
 :func:`evaluate_version`, :func:`promote`, :func:`rollback`, :func:`write_model_card` and
 :func:`load_model` (a :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``),
-:func:`predict_file` (batch scoring of a CSV or Parquet file) and :func:`create_api_key`; the
-prediction server is :func:`amploop.serve.serve`.
+:func:`predict_file` (batch scoring of a CSV or Parquet file), :func:`create_api_key`,
+:func:`monitor_model` (windows of the prediction log compared with the training rows) and
+:func:`drift_files` (two files compared column by column); the prediction server is
+:func:`amploop.serve.serve`.
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ _EXPORTS = {
     "CreatedKey": "amploop.serve.auth",
     "create_api_key": "amploop.serve.auth",
     "ServeConfig": "amploop.config",
+    "MonitorConfig": "amploop.config",
+    "DriftReport": "amploop.monitor.windows",
+    "MonitorResult": "amploop.monitor.windows",
+    "monitor_model": "amploop.monitor.windows",
+    "FileDriftReport": "amploop.monitor.files",
+    "drift_files": "amploop.monitor.files",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -99,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         DataConfig,
         EvaluateConfig,
         ModelConfig,
+        MonitorConfig,
         ServeConfig,
         TrainConfig,
         load_config,
@@ -137,6 +146,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UsageError,
     )
     from amploop.models.runtime import Predictor
+    from amploop.monitor.files import FileDriftReport, drift_files
+    from amploop.monitor.windows import DriftReport, MonitorResult, monitor_model
     from amploop.registry import ArtifactStore, Store
     from amploop.registry.aliases import AliasMove, promote, rollback
     from amploop.registry.cards import ModelCard, write_model_card

@@ -97,7 +97,7 @@ def test_unreachable_database_is_a_store_error_with_the_password_masked(tmp_path
 def test_store_info_on_a_fresh_home(tmp_path):
     result = run(["store", "info", "--json"], tmp_path)
     info = json.loads(result.stdout)
-    assert info["backend"] == "sqlite" and info["schema_revision"] == "0004"
+    assert info["backend"] == "sqlite" and info["schema_revision"] == "0005"
     assert info["home"] == str(tmp_path / ".amploop")
 
 
@@ -117,8 +117,15 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         "promote",
         "predict",
         "serve",
+        "monitor",
     ]
-    scored, served = out["stages"][5], out["stages"][6]
+    scored, served, monitored = out["stages"][5], out["stages"][6], out["stages"][7]
+    # rainfall traffic through the server: the first critical alarm falls where the series changes
+    assert monitored["model"] == "rainfall:1" and monitored["traffic_rows"] == 18159 - 8000
+    assert 11_500 <= monitored["first_alarm_row"] <= 13_000, monitored["first_alarm"]
+    assert monitored["first_alarm"]["severity"] == "critical"
+    windows = monitored["monitor"]["windows"]
+    assert len(windows) == (18159 - 8000) // 500 and all(w["realized"]["n"] == 500 for w in windows)
     assert scored["rows"] == 20_000 and scored["model_version"] == "adult:1" and Path(scored["output"]).exists()
     traffic = served["traffic"]
     assert served["version"] == "adult:1" and traffic["requests"] > 0 and traffic["errors"] == 0
@@ -141,11 +148,12 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         "mnist5k": 5000,
         "rainfall": 18159,
     }
-    # the three built-in datasets, and adult's train, validation and test rows
-    assert out["store"]["counts"]["datasets"] == 6 and out["store"]["backend"] == backend
-    assert out["store"]["counts"]["model_versions"] == 1
+    # the three built-in datasets, adult's train, validation and test rows, and the same four of rainfall's early days
+    assert out["store"]["counts"]["datasets"] == 10 and out["store"]["backend"] == backend
+    assert out["store"]["counts"]["model_versions"] == 2
+    assert out["store"]["counts"]["drift_reports"] == len(windows) and out["store"]["counts"]["alerts"] > 0
     again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
-    assert again["store"]["counts"]["datasets"] == 6  # recording is idempotent
+    assert again["store"]["counts"]["datasets"] == 10  # recording is idempotent
     assert again["stages"][2]["model"]["version"] == 2
     assert again["stages"][3]["verdict"] == "pass"  # no worse than the champion, version 1
     assert again["stages"][4]["from_version"] == 1 and again["stages"][4]["to_version"] == 2

@@ -20,15 +20,19 @@ def test_public_names_are_pinned():
         "DataError",
         "Dataset",
         "DatasetNotFound",
+        "DriftReport",
         "EvaluateConfig",
         "EvaluationOutcome",
         "FeatureEncoder",
+        "FileDriftReport",
         "GateFailed",
         "InputTooLarge",
         "LabelEncoder",
         "ModelCard",
         "ModelConfig",
         "ModelNotFound",
+        "MonitorConfig",
+        "MonitorResult",
         "NotFound",
         "PermissionDenied",
         "PredictFileResult",
@@ -49,6 +53,7 @@ def test_public_names_are_pinned():
         "builtin_names",
         "check_quality",
         "create_api_key",
+        "drift_files",
         "evaluate_version",
         "fingerprint",
         "from_numpy",
@@ -56,6 +61,7 @@ def test_public_names_are_pinned():
         "load_builtin",
         "load_config",
         "load_model",
+        "monitor_model",
         "open_dataset",
         "predict_file",
         "promote",
@@ -100,6 +106,9 @@ def test_the_stage_functions_are_the_ones_the_cli_calls():
     from amploop.serve import auth, predict
 
     assert amploop.predict_file is predict.predict_file and amploop.create_api_key is auth.create_api_key
+    from amploop.monitor import files, windows
+
+    assert amploop.monitor_model is windows.monitor_model and amploop.drift_files is files.drift_files
 
 
 def test_nothing_below_the_cli_imports_it():

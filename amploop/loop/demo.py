@@ -37,13 +37,15 @@ def run_demo(
     """Every stage that exists: the serving demo, then rainfall traffic monitored until its alarm."""
     from amploop.serve.demo import run_demo as run_serve_demo
 
-    started = time.perf_counter()
     config = config or AmploopConfig()
     result = run_serve_demo(config, progress=progress, on_stage=on_stage)
+    started = time.perf_counter()
     with Store.open() as store:
         story = rainfall_story(store, config, on_stage or (lambda stage, found: None), progress=progress)
+        info = store.info().to_dict()  # what the store holds now, monitoring's reports and alerts included
     stages = [*result.stages, {"stage": "monitor", **story}]
-    return dataclasses.replace(result, stages=stages, seconds=round(time.perf_counter() - started, 2))
+    seconds = round(result.seconds + time.perf_counter() - started, 2)
+    return dataclasses.replace(result, stages=stages, store=info, seconds=seconds)
 
 
 def rainfall_story(

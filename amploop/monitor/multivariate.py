@@ -134,6 +134,17 @@ def _scaled(*samples: np.ndarray) -> list[np.ndarray]:
     return [sample / scale for sample in samples]
 
 
+def _one_thread() -> Any:
+    """Limit OpenMP and BLAS to one thread, as the label-issue screen does.
+
+    On a busy two-core machine, threads that wait for each other made the trees' fits, and even
+    400-row distance matrices, up to ten times slower; one thread gives the same results.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a_norms, b_norms = (a * a).sum(axis=1), (b * b).sum(axis=1)
     return np.maximum(a_norms[:, None] + b_norms[None, :] - 2.0 * a @ b.T, 0.0)  # rounding can go below 0
@@ -164,7 +175,6 @@ def domain_classifier_test(
     """
     from sklearn.ensemble import HistGradientBoostingClassifier  # import on use: sklearn takes a second to load
     from sklearn.model_selection import train_test_split
-    from threadpoolctl import threadpool_limits
 
     reference, current = _matrices(reference, current)
     _check_alpha(alpha)
@@ -177,9 +187,7 @@ def domain_classifier_test(
         rows, labels, test_size=0.5, stratify=labels, random_state=seed
     )
     model = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed)
-    # One thread, as in the label-issue screen: on a busy two-core machine OpenMP threads that wait for
-    # each other made these fits ten times slower; the trees are the same either way.
-    with threadpool_limits(limits=1):
+    with _one_thread():
         model.fit(fit_rows, fit_labels)
         scores = model.predict_proba(held_rows)[:, 1]
     cur_scores, ref_scores = scores[held_labels == 1], scores[held_labels == 0]
@@ -251,23 +259,24 @@ def mmd_test(
     pooled = np.vstack([ref_rows, cur_rows])
     m, total = len(ref_rows), len(pooled)
     n = total - m
-    squared = _squared_distances(pooled, pooled)
-    bandwidth = _median_bandwidth(squared)
-    kernel = np.exp(-squared / (2.0 * bandwidth**2))
-    del squared
-    np.fill_diagonal(kernel, 0.0)  # the unbiased estimate leaves out each row's kernel with itself
+    with _one_thread():
+        squared = _squared_distances(pooled, pooled)
+        bandwidth = _median_bandwidth(squared)
+        kernel = np.exp(-squared / (2.0 * bandwidth**2))
+        del squared
+        np.fill_diagonal(kernel, 0.0)  # the unbiased estimate leaves out each row's kernel with itself
 
-    # Column 0 is the observed labelling, the others random relabellings: u marks the "reference" rows.
-    labellings = np.tile(np.arange(total), (permutations + 1, 1))
-    labellings[1:] = rng.permuted(labellings[1:], axis=1)
-    u = np.zeros((total, permutations + 1))
-    np.put_along_axis(u.T, labellings[:, :m], 1.0, axis=1)
-    # With K's diagonal zeroed: u'Ku sums the reference pairs, (1-u)'K(1-u) the current pairs, u'K(1-u) the cross pairs.
-    row_sums = kernel.sum(axis=1)
-    within_reference = (u * (kernel @ u)).sum(axis=0)
-    cross = u.T @ row_sums - within_reference
-    within_current = row_sums.sum() - 2.0 * cross - within_reference
-    mmd = within_reference / (m * (m - 1)) + within_current / (n * (n - 1)) - 2.0 * cross / (m * n)
+        # Column 0 is the observed labelling, the others random relabellings: u marks the "reference" rows.
+        labellings = np.tile(np.arange(total), (permutations + 1, 1))
+        labellings[1:] = rng.permuted(labellings[1:], axis=1)
+        u = np.zeros((total, permutations + 1))
+        np.put_along_axis(u.T, labellings[:, :m], 1.0, axis=1)
+        # With K's diagonal zeroed, u'Ku sums the reference pairs, (1-u)'K(1-u) the current, u'K(1-u) the cross.
+        row_sums = kernel.sum(axis=1)
+        within_reference = (u * (kernel @ u)).sum(axis=0)
+        cross = u.T @ row_sums - within_reference
+        within_current = row_sums.sum() - 2.0 * cross - within_reference
+        mmd = within_reference / (m * (m - 1)) + within_current / (n * (n - 1)) - 2.0 * cross / (m * n)
     observed = float(mmd[0])
     # Sums of the same kernel values in another order differ by rounding alone: count those as ties.
     exceed = int(np.sum(mmd[1:] >= observed - 1e-12))
@@ -316,7 +325,8 @@ def linear_mmd_test(
     cur_rows = current[rng.permutation(len(current))[: 2 * pairs]]
     ref_rows, cur_rows = _scaled(ref_rows, cur_rows)
     pooled_sample = _subsample(np.vstack([ref_rows, cur_rows]), _BANDWIDTH_ROWS, rng)
-    bandwidth = _median_bandwidth(_squared_distances(pooled_sample, pooled_sample))
+    with _one_thread():
+        bandwidth = _median_bandwidth(_squared_distances(pooled_sample, pooled_sample))
 
     def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.exp(-((a - b) ** 2).sum(axis=1) / (2.0 * bandwidth**2))

@@ -96,10 +96,11 @@ class ColumnProfile:
 
     @property
     def std(self) -> float | None:
+        """The population standard deviation (numpy's default), which scales the Wasserstein distance."""
         n = self.n
-        if n < 2:
+        if n < 1:
             return None
-        variance = max(self.total_sq - self.total * self.total / n, 0.0) / (n - 1)
+        variance = max(self.total_sq - self.total * self.total / n, 0.0) / n
         return float(np.sqrt(variance))
 
     def empty(self) -> ColumnProfile:

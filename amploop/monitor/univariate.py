@@ -70,6 +70,7 @@ __all__ = [
 
 METHODS = ("ks", "chi_square", "psi", "wasserstein", "jensen_shannon")
 TESTS = ("ks", "chi_square")  # methods with a p-value; the others compare a distance with a threshold
+NUMERIC_ONLY, CATEGORICAL_ONLY = ("ks", "wasserstein"), ("chi_square",)
 DEFAULT_THRESHOLDS = {"psi": 0.2, "wasserstein": 0.1, "jensen_shannon": 0.1}
 SMALL_WINDOW_ROWS = 1000  # up to this many rows: a test; above: a distance
 MISSING_SHARE_CHANGE = 0.1  # a column whose share of missing values moves this much is drifted
@@ -264,6 +265,7 @@ def _histogram(reference: ColumnProfile, current: ColumnProfile) -> dict[str, An
             group = np.minimum((before * 10).astype(np.int64), 9)
         else:
             group = np.arange(len(ref_counts))
+        group = np.unique(group, return_inverse=True)[1].ravel()  # consecutive: a heavy bin can span deciles
         edges = [float(e) for e in (reference.edges if reference.edges is not None else [])]
         uppers = {}
         for j, g in enumerate(group):
@@ -356,8 +358,9 @@ def compare_profiles(
 ) -> UnivariateReport:
     """Compare each column of ``current`` with ``reference`` (or, with ``outputs``, the model's outputs).
 
-    ``method`` applies to every column (``auto`` chooses by kind and window size); ``methods``
-    overrides it per column and ``thresholds`` sets a distance method's threshold per method name.
+    ``method`` applies to every column it fits (``ks`` and ``wasserstein`` compare numbers,
+    ``chi_square`` categories; ``auto`` chooses by kind and window size); ``methods`` overrides it
+    per column and ``thresholds`` sets a distance method's threshold per method name.
     Test p-values are adjusted with ``correction`` (``bh``, ``bonferroni`` or ``none``) and a
     column drifts when its adjusted p-value is below ``alpha``.
     """
@@ -377,7 +380,10 @@ def compare_profiles(
     rows: list[dict[str, Any]] = []
     for name, ref in ref_columns.items():
         cur = cur_columns[name]
-        chosen = (methods or {}).get(name, method)
+        chosen = (methods or {}).get(name)
+        if chosen is None:  # the method for every column, where it fits the column's kind
+            fits = method not in (NUMERIC_ONLY if ref.kind == "categorical" else CATEGORICAL_ONLY)
+            chosen = method if fits else "auto"
         if chosen == "auto":
             chosen = choose_method(ref.kind, cur.n)
         rows.append({"name": name, "ref": ref, "cur": cur, "method": chosen, **_raw_column(ref, cur, chosen)})
