@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from amploop.monitor.univariate import ColumnDrift, UnivariateReport, compare_pr
 
 __all__ = ["FileDriftReport", "drift_files", "read_chunks"]
 
-CHUNK_ROWS = 250_000  # rows read at a time; a million rows of 110 columns stay under 1 GB
+CHUNK_ROWS = 250_000  # rows read at a time: memory follows this, not the file's length
+PEEK_ROWS = 1000  # rows of the current file read first, to check its columns before any counting
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 
 
@@ -87,9 +88,11 @@ def read_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[p
         import pyarrow.parquet as pq
 
         try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            # without pre-buffering, pyarrow's memory stays at about one chunk instead of growing with the file
+            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows):
                 rows += batch.num_rows
-                yield batch.to_pandas()
+                yield batch.to_pandas(split_blocks=True, self_destruct=True)
+                del batch
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     else:
@@ -135,6 +138,16 @@ def _check_current(
     return [str(c) for c in current.columns if c not in reference_kinds]
 
 
+def _without(profile: Profile, target: str | None) -> Profile:
+    columns = {n: c for n, c in profile.columns.items() if n != target}
+    skipped = {n: why for n, why in profile.skipped.items() if n != target}
+    return Profile(columns, n_rows=profile.n_rows, skipped=skipped)
+
+
+def _only(profile: Profile, target: str) -> Profile:
+    return Profile({target: profile.columns[target]}, n_rows=profile.n_rows)
+
+
 def drift_files(
     reference: str | Path,
     current: str | Path,
@@ -150,32 +163,28 @@ def drift_files(
     started = time.perf_counter()
     reference_path, current_path = Path(reference), Path(current)
     reference_chunks = read_chunks(reference_path, chunk_rows=chunk_rows)
-    current_chunks = read_chunks(current_path, chunk_rows=chunk_rows)
     first = next(reference_chunks)
     if target is not None and target not in first.columns:
         _, hint = close_matches(target, [str(c) for c in first.columns])
         raise SchemaError(f"{reference_path} has no target column '{target}'; {hint}name one of its columns")
     kinds = _kinds(first, target)
-    first_current = next(current_chunks)
-    only_in_current = _check_current(kinds, first_current, reference_path, current_path)
-    profiled = {name: kind for name, kind in kinds.items() if name != target}
-    ref_profile = Profile.from_table(first, profiled)
-    ref_target = Profile.from_table(first, {target: kinds[target]}) if target else None
+    with closing(read_chunks(current_path, chunk_rows=PEEK_ROWS)) as peek:  # refuse a wrong file before counting
+        only_in_current = _check_current(kinds, next(peek), reference_path, current_path)
+    reference_profile = Profile.from_table(first, kinds)  # the target too: one pass over the rows
+    del first  # every chunk is let go once counted: memory follows the chunk, not the file
     for chunk in reference_chunks:
-        ref_profile.add(chunk)
-        if ref_target is not None:
-            ref_target.add(chunk)
-    cur_profile, cur_target = ref_profile.empty(), ref_target.empty() if ref_target else None
-    for chunk in chain([first_current], current_chunks):
+        reference_profile.add(chunk)
+    current_profile = reference_profile.empty()
+    for chunk in read_chunks(current_path, chunk_rows=chunk_rows):
         _check_current(kinds, chunk, reference_path, current_path)
-        cur_profile.add(chunk)
-        if cur_target is not None:
-            cur_target.add(chunk)
+        current_profile.add(chunk)
     options = {"method": method, "correction": correction, "alpha": alpha, "drift_share": drift_share}
-    features = compare_profiles(ref_profile, cur_profile, **options)
+    features = compare_profiles(_without(reference_profile, target), _without(current_profile, target), **options)
     target_drift = None
-    if ref_target is not None and cur_target is not None and ref_target.columns:
-        target_drift = compare_profiles(ref_target, cur_target, **options).columns[0]
+    if target is not None and target in reference_profile.columns:
+        target_drift = compare_profiles(
+            _only(reference_profile, target), _only(current_profile, target), **options
+        ).columns[0]
     return FileDriftReport(
         reference=str(reference_path),
         current=str(current_path),

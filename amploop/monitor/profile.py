@@ -53,7 +53,7 @@ __all__ = ["ColumnProfile", "Profile", "PROFILED_KINDS"]
 
 BINS = 100  # percentile bins per numeric column
 MAX_CATEGORIES = 200  # reference categories kept by name; the rest count as one
-EDGE_SAMPLE_ROWS = 200_000  # percentiles of a larger reference come from a seeded sample of this many values
+EDGE_SAMPLE_ROWS = 100_000  # percentiles of a larger reference come from a seeded sample of this many values
 PARALLEL_ROWS = 50_000  # from this many rows, columns are counted on several threads
 OTHER = "(other)"  # a value the reference's kept categories do not hold
 PROFILED_KINDS = ("numeric", "categorical", "image")

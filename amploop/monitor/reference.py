@@ -7,6 +7,7 @@ evaluation does) and stored as an artifact; later windows reuse it without readi
 - output profile and sample: the calibrated probabilities on the *validation* rows, never the
   training rows, on which a model is more confident than on anything it will serve;
 - performance: accuracy and F1 on the validation rows, the level a window is compared with;
+  (a regressor's reference has its feature profile only: its windows report input drift);
 - calibration: the version's temperature decision (kept or not, and why) and its held-out ECE,
   which widens the label-free estimate's interval (:mod:`amploop.monitor.estimate`).
 """
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from amploop.errors import UsageError
 from amploop.monitor.estimate import calibration_from_decision, realized_performance
 from amploop.monitor.profile import Profile
 
@@ -61,8 +61,6 @@ def build_reference(
     from amploop.registry.evaluations import rebuild_splits
 
     bundle = predictor.bundle
-    if bundle.task != "classification" or not bundle.classes:
-        raise UsageError(f"{name}:{version} is a {bundle.task} model; monitoring covers classifiers so far")
     record = store.get_model_version(name, version)
     plan = rebuild_splits(store, record)
     kinds = _kinds(predictor)
@@ -70,6 +68,9 @@ def build_reference(
     arrays = {k: np.concatenate([plan.train.arrays[k], plan.validation.arrays[k]]) for k in plan.train.arrays}
     categories = {c.name: c.categories or () for c in predictor.schema_.columns if c.kind == "categorical"}
     profile = Profile.from_table(rows, kinds, arrays=arrays, categories=categories, seed=seed)
+    profile.meta.update(model=f"{name}:{version}", kinds=kinds, classes=[], target=bundle.target)
+    if bundle.task != "classification" or not bundle.classes:  # a regressor: its inputs are watched, not its outputs
+        return Reference(profile, np.zeros((0, 0)), [], kinds, bundle.target)
     validation = plan.validation
     probabilities = predictor.predict_outputs(validation.table, validation.arrays or None)
     classes = [str(c) for c in bundle.classes]
@@ -78,15 +79,12 @@ def build_reference(
     known = labels >= 0
     realized = realized_performance(labels[known], probabilities[known].argmax(axis=1), len(classes))
     profile.meta.update(
-        model=f"{name}:{version}",
         accuracy=realized.accuracy,
         f1=realized.f1,
         f1_kind=realized.f1_kind,
         validation_rows=int(len(labels)),
         calibration=calibration_from_decision(bundle.temperature_decision),
-        kinds=kinds,
         classes=classes,
-        target=bundle.target,
     )
     if len(probabilities) > sample_size:
         keep = np.sort(np.random.default_rng(seed).choice(len(probabilities), sample_size, replace=False))
@@ -102,7 +100,8 @@ def reference_for(
     if stored is not None:
         profile, samples = Profile.from_bytes(stored)
         meta = profile.meta
-        return Reference(profile, samples["probabilities"], list(meta["classes"]), dict(meta["kinds"]), meta["target"])
+        probabilities = samples.get("probabilities", np.zeros((0, 0)))
+        return Reference(profile, probabilities, list(meta["classes"]), dict(meta["kinds"]), meta["target"])
     if predictor is None:
         from amploop.registry.loading import load_model
 

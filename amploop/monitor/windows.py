@@ -107,13 +107,10 @@ def _served_version(store: Store, name: str, version: int | None) -> int:
         store.get_model_version(name, version)
         return version
     champion = store.alias_version(name, "champion")
-    if champion is not None:
-        return champion
-    latest = store.prediction_log(name, limit=1)
-    if not latest:
+    if champion is None:
         store.get_model_version(name)  # ModelNotFound with close matches when the name is wrong
-        raise NotFound(f"model '{name}' has no champion and nothing in its prediction log; serve it first")
-    return max(r.version for r in store.prediction_log(name, after_id=latest[0].id - 1))
+        raise NotFound(f"model '{name}' has no champion; pass --version for the version that is served")
+    return champion
 
 
 def _requests(store: Store, name: str, version: int, after_id: int | None) -> Iterator[PredictionRecord]:
@@ -160,7 +157,7 @@ def _window_rows(
     probabilities = np.array(
         [[p[c] for c in reference.classes] for r in requests for p in r.outputs.get("probabilities", [])],
         dtype=np.float64,
-    ).reshape(-1, len(reference.classes))
+    ).reshape(-1, max(len(reference.classes), 1))
     keys = [(r.request_id, i) for r in requests for i in range(r.n_rows)]
     return table, arrays, probabilities, keys
 
@@ -226,7 +223,7 @@ def _report_window(
 ) -> dict[str, Any]:
     table, arrays, probabilities, keys = _window_rows(reference, requests)
     profile = reference.profile.empty().add(table, arrays)
-    if len(probabilities) == len(table):
+    if reference.classes and len(probabilities) == len(table):
         profile.add_outputs(probabilities, reference.classes)
     options = {"alpha": config.drift_p_value, "correction": config.correction, "drift_share": config.drift_share}
     features = compare_profiles(reference.profile, profile, **options)
@@ -234,7 +231,7 @@ def _report_window(
     estimated = None
     stream_alarms: list[dict[str, Any]] = []
     realized = None
-    if len(probabilities) == len(table) and len(table) >= 2:
+    if reference.classes and len(probabilities) == len(table) and len(table) >= 2:
         predictions["bbsd"] = bbsd_test(reference.probabilities, probabilities, alpha=config.drift_p_value).to_dict()
         predictions["outputs"] = compare_profiles(reference.profile, profile, outputs=True, **options).to_dict()
         estimated = estimate_performance(probabilities, calibration=reference.calibration).to_dict()

@@ -267,3 +267,45 @@ def test_monitor_and_drift_on_the_command_line(ws: Workspace, tmp_path: Path):
     empty.write_text("length,width,height,soil,kind\n")
     assert run(["drift", str(reference), str(empty)], tmp_path).returncode == 4
     assert np.isfinite(report["seconds"])
+
+
+def test_a_regressor_is_watched_for_input_drift(tmp_path: Path):
+    """No classes, so no outputs to compare: its windows report the inputs, and say nothing of accuracy."""
+    import amploop
+    from amploop import AmploopConfig, EvaluateConfig, ModelConfig, TrainConfig
+
+    ws = Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / ".amploop")})
+    path = tmp_path / "heights.csv"
+    plants_table(500, seed=71).drop(columns=["kind"]).to_csv(path, index=False)
+    config = AmploopConfig(
+        data={"target": "height"},
+        model=ModelConfig(name="heights"),
+        train=TrainConfig(epochs=2, batch_size=32, precision="fp32"),
+        evaluate=EvaluateConfig(robustness=False, bootstrap_samples=100),
+    )
+    with Store.open(ws) as store:
+        amploop.train_version(config, dataset=str(path), store=store)
+        rows = plants_table(200, seed=72).drop(columns=["kind", "height"]).assign(width=lambda t: t["width"] + 5)
+        predictor = load_model("heights:1", store=store)
+        values = predictor.predict_outputs(rows)
+        store.log_predictions([
+            {
+                "request_id": uuid.uuid4().hex,
+                "model_name": "heights",
+                "version": 1,
+                "role": "served",
+                "at": datetime.now(UTC),
+                "n_rows": 1,
+                "features": [record],
+                "outputs": {"predictions": [float(value)]},
+                "latency_ms": 1.0,
+                "replica": "test:1",
+            }
+            for record, value in zip(rows.to_dict(orient="records"), values, strict=True)
+        ])
+        with pytest.raises(NotFound, match="no champion; pass --version"):
+            monitor_model("heights", store=store)
+        result = monitor_model("heights", version=1, window=100, store=store)
+    assert [w.features["drifted"] for w in result.windows] == [["width"], ["width"]]
+    assert all(w.estimated is None and w.realized is None and w.predictions == {} for w in result.windows)
+    assert {a["kind"] for a in result.alerts} == set()  # one column of three: a drifted column, not yet an alert
