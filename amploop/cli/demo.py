@@ -43,8 +43,9 @@ def _render_stage(stage: str, result: Any) -> None:
         return
     elif stage == "monitor":
         from amploop.cli.monitor import print_monitor
+        from amploop.loop.demo import DEMO_TRAINING_ROWS
 
-        print_monitor(result)
+        print_monitor(result, alerts=False, row_offset=DEMO_TRAINING_ROWS)  # rows of the rainfall series
         return
     elif stage == "alarm":
         row = result["first_alarm_row"]

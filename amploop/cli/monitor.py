@@ -98,20 +98,28 @@ def _print_file_drift(report: FileDriftReport) -> None:
     out.print(table)
 
 
-def print_monitor(result: MonitorResult) -> None:
+def print_monitor(result: MonitorResult, *, alerts: bool = True, row_offset: int = 0) -> None:
+    """One line per window; each alert's message under it (``alerts``), else a shorter line with the alerts' kinds.
+
+    Rows count from the version's first logged row, plus ``row_offset``.
+    """
     if not result.windows:
         out.print(f"{result.model}: no full window yet ({result.pending_rows} rows waiting)", highlight=False)
         return
     for w in result.windows:
-        est, real = w.estimated, w.realized
-        words = [f"rows {w.window['first_row']:,}–{w.window['last_row']:,}", w.features["summary"]]
+        est, real, features = w.estimated, w.realized, w.features
+        first, last = w.window["first_row"] + row_offset, w.window["last_row"] + row_offset
+        drifted = f"{len(features['drifted'])} of {len(features['columns'])} inputs drifted"
+        words = [f"rows {first:,}–{last:,}", features["summary"] if alerts else drifted]
         if est:
             words.append(f"accuracy estimated {est['accuracy']:.3f}")
         if real:
             words.append(f"measured {real['accuracy']:.3f} on {real['n']} labels")
         flag = "ALERT" if w.alerts else "ok"
+        if w.alerts and not alerts:
+            words.append(", ".join(sorted({a["kind"] for a in w.alerts})))
         out.print(f"[{flag}] " + "; ".join(words), highlight=False)
-        for alert in w.alerts:
+        for alert in w.alerts if alerts else []:
             out.print(f"    {alert['severity']}: {alert['message']}", highlight=False)
     if result.pending_rows:
         out.print(f"{result.pending_rows} rows wait for the next window", highlight=False)
