@@ -15,11 +15,11 @@ from amploop.workspace import Workspace
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
 
 
-def run(args, tmp_path, env_extra=None, cwd=None):
+def run(args, tmp_path, env_extra=None, cwd=None, timeout=120):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
     env.update({"AMPLOOP_HOME": str(tmp_path / ".amploop"), "COLUMNS": "120"})
     env.update(env_extra or {})
-    return subprocess.run([AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=120)
+    return subprocess.run([AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=timeout)
 
 
 def test_version_and_python_dash_m(tmp_path):
@@ -106,7 +106,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     extra = {}
     if backend == "postgresql":
         extra["AMPLOOP_DB_URL"] = request.getfixturevalue("pg_url")
-    result = run(["demo", "--json"], tmp_path, extra)
+    result = run(["demo", "--json"], tmp_path, extra, timeout=900)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [s["stage"] for s in out["stages"]] == [
@@ -152,7 +152,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     assert out["store"]["counts"]["datasets"] == 10 and out["store"]["backend"] == backend
     assert out["store"]["counts"]["model_versions"] == 2
     assert out["store"]["counts"]["drift_reports"] == len(windows) and out["store"]["counts"]["alerts"] > 0
-    again = json.loads(run(["demo", "--json"], tmp_path, extra).stdout)
+    again = json.loads(run(["demo", "--json"], tmp_path, extra, timeout=900).stdout)
     assert again["store"]["counts"]["datasets"] == 10  # recording is idempotent
     assert again["stages"][2]["model"]["version"] == 2
     assert again["stages"][3]["verdict"] == "pass"  # no worse than the champion, version 1
