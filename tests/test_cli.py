@@ -19,7 +19,9 @@ def run(args, tmp_path, env_extra=None, cwd=None, timeout=120):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLOOP_")}
     env.update({"AMPLOOP_HOME": str(tmp_path / ".amploop"), "COLUMNS": "120"})
     env.update(env_extra or {})
-    return subprocess.run([AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=timeout)
+    return subprocess.run(
+        [AMPLOOP, *args], capture_output=True, text=True, env=env, cwd=cwd or tmp_path, timeout=timeout
+    )
 
 
 def test_version_and_python_dash_m(tmp_path):

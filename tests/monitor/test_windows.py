@@ -288,21 +288,23 @@ def test_a_regressor_is_watched_for_input_drift(tmp_path: Path):
         rows = plants_table(200, seed=72).drop(columns=["kind", "height"]).assign(width=lambda t: t["width"] + 5)
         predictor = load_model("heights:1", store=store)
         values = predictor.predict_outputs(rows)
-        store.log_predictions([
-            {
-                "request_id": uuid.uuid4().hex,
-                "model_name": "heights",
-                "version": 1,
-                "role": "served",
-                "at": datetime.now(UTC),
-                "n_rows": 1,
-                "features": [record],
-                "outputs": {"predictions": [float(value)]},
-                "latency_ms": 1.0,
-                "replica": "test:1",
-            }
-            for record, value in zip(rows.to_dict(orient="records"), values, strict=True)
-        ])
+        store.log_predictions(
+            [
+                {
+                    "request_id": uuid.uuid4().hex,
+                    "model_name": "heights",
+                    "version": 1,
+                    "role": "served",
+                    "at": datetime.now(UTC),
+                    "n_rows": 1,
+                    "features": [record],
+                    "outputs": {"predictions": [float(value)]},
+                    "latency_ms": 1.0,
+                    "replica": "test:1",
+                }
+                for record, value in zip(rows.to_dict(orient="records"), values, strict=True)
+            ]
+        )
         with pytest.raises(NotFound, match="no champion; pass --version"):
             monitor_model("heights", store=store)
         result = monitor_model("heights", version=1, window=100, store=store)
