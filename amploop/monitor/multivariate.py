@@ -106,6 +106,29 @@ def _matrices(reference: Any, current: Any, what: str = "rows") -> tuple[np.ndar
     return arrays[0], arrays[1]
 
 
+def _decided(
+    method: str,
+    statistic: float,
+    p_value: float,
+    alpha: float,
+    reference: np.ndarray,
+    current: np.ndarray,
+    *,
+    details: dict[str, Any],
+) -> MultivariateResult:
+    """A test's result: drifted when its p-value is below ``alpha``."""
+    return MultivariateResult(
+        method=method,
+        statistic=float(statistic),
+        p_value=float(p_value),
+        drifted=bool(p_value < alpha),
+        alpha=alpha,
+        n_reference=len(reference),
+        n_current=len(current),
+        details=details,
+    )
+
+
 def _check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}; 0.05 is usual")
@@ -210,14 +233,13 @@ def domain_classifier_test(
         ranked_by = "mean_difference"
     order = np.argsort(-importance, kind="stable")[:_TOP_FEATURES]
     p_value = float(test.pvalue)
-    return MultivariateResult(
-        method="domain_classifier",
-        statistic=auc,
-        p_value=p_value,
-        drifted=p_value < alpha,
-        alpha=alpha,
-        n_reference=len(reference),
-        n_current=len(current),
+    return _decided(
+        "domain_classifier",
+        auc,
+        p_value,
+        alpha,
+        reference,
+        current,
         details={
             "auc": auc,
             "top_features": [int(i) for i in order if importance[i] > 0],
@@ -281,14 +303,13 @@ def mmd_test(
     # Sums of the same kernel values in another order differ by rounding alone: count those as ties.
     exceed = int(np.sum(mmd[1:] >= observed - 1e-12))
     p_value = (1 + exceed) / (1 + permutations)
-    return MultivariateResult(
-        method="mmd",
-        statistic=observed,
-        p_value=p_value,
-        drifted=p_value < alpha,
-        alpha=alpha,
-        n_reference=len(reference),
-        n_current=len(current),
+    return _decided(
+        "mmd",
+        observed,
+        p_value,
+        alpha,
+        reference,
+        current,
         details={
             "bandwidth": bandwidth,
             "permutations": int(permutations),
@@ -337,14 +358,13 @@ def linear_mmd_test(
     standard_error = float(h.std(ddof=1) / np.sqrt(pairs))
     # When every h is equal there is no spread to judge by: only a positive statistic counts as a difference.
     p_value = float(stats.norm.sf(statistic / standard_error)) if standard_error > 0 else float(statistic <= 0)
-    return MultivariateResult(
-        method="linear_mmd",
-        statistic=statistic,
-        p_value=p_value,
-        drifted=p_value < alpha,
-        alpha=alpha,
-        n_reference=len(reference),
-        n_current=len(current),
+    return _decided(
+        "linear_mmd",
+        statistic,
+        p_value,
+        alpha,
+        reference,
+        current,
         details={"bandwidth": bandwidth, "pairs": pairs, "standard_error": standard_error},
     )
 
@@ -368,14 +388,13 @@ def bbsd_test(
     statistics = [float(t.statistic) for t in tests]
     most = int(np.argmin(p_values))
     p_value = min(1.0, p_values[most] * len(columns))
-    return MultivariateResult(
-        method="bbsd",
-        statistic=statistics[most],
-        p_value=p_value,
-        drifted=p_value < alpha,
-        alpha=alpha,
-        n_reference=len(reference),
-        n_current=len(current),
+    return _decided(
+        "bbsd",
+        statistics[most],
+        p_value,
+        alpha,
+        reference,
+        current,
         details={
             "columns_tested": columns,
             "ks_statistics": statistics,
