@@ -44,6 +44,7 @@ __all__ = [
     "EvaluateConfig",
     "GateRuleConfig",
     "LoopConfig",
+    "LoopTriggersConfig",
     "ModelConfig",
     "MonitorConfig",
     "ProjectConfig",
@@ -186,10 +187,23 @@ class MonitorConfig(_Section):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)  # per attempt
 
 
+class LoopTriggersConfig(_Section):
+    drift_share: float | None = Field(0.5, gt=0, le=1)  # retrain when this share of inputs drifted (null: off)
+    prediction_drift: bool = False  # retrain when the outputs moved (BBSD)
+    estimated_drop: float | None = Field(None, gt=0, lt=1)  # estimated accuracy this far below the champion's
+    realized_drop: float | None = Field(0.05, gt=0, lt=1)  # realized accuracy this far below the champion's ...
+    min_labels: int = Field(200, ge=1)  # ... on at least this many labelled rows of the window
+    schedule_s: float | None = Field(None, gt=0)  # retrain this long after the last training whatever the evidence
+
+
 class LoopConfig(_Section):
     enabled: bool = False  # let the controller retrain and promote on its own
     check_interval_s: float = Field(3600.0, gt=0)  # how often the controller looks
     min_new_labels: int = Field(500, ge=0)  # labelled feedback needed before a retrain
+    triggers: LoopTriggersConfig = Field(default_factory=LoopTriggersConfig)  # what calls for a retrain
+    min_new_rows: int = Field(1000, ge=0)  # rows logged since the last retrain before another may start
+    cooldown_s: float = Field(3600.0, ge=0)  # the least time between two retrains
+    max_retrains_per_day: int = Field(4, ge=1)  # retrains started in any 24 hours
 
 
 class AmploopConfig(_Section):

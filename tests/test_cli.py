@@ -99,7 +99,7 @@ def test_unreachable_database_is_a_store_error_with_the_password_masked(tmp_path
 def test_store_info_on_a_fresh_home(tmp_path):
     result = run(["store", "info", "--json"], tmp_path)
     info = json.loads(result.stdout)
-    assert info["backend"] == "sqlite" and info["schema_revision"] == "0005"
+    assert info["backend"] == "sqlite" and info["schema_revision"] == "0006"
     assert info["home"] == str(tmp_path / ".amploop")
 
 

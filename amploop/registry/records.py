@@ -28,6 +28,8 @@ __all__ = [
     "DriftReportRecord",
     "EvaluationRecord",
     "FeedbackRecord",
+    "LeaseRecord",
+    "LoopDecisionRecord",
     "ModelVersionRecord",
     "PredictionRecord",
     "RunRecord",
@@ -232,3 +234,26 @@ class AlertRecord(_Record):
     details: dict[str, Any]
     at: datetime
     delivery: str | None
+
+
+@dataclass(frozen=True)
+class LoopDecisionRecord(_Record):
+    """A stored decision of the loop: what it did to which versions, why, and the numbers it used."""
+
+    id: int
+    model_name: str
+    kind: str
+    champion_version: int | None
+    challenger_version: int | None
+    reasons: list[str]
+    numbers: dict[str, Any]
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class LeaseRecord(_Record):
+    model_name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime

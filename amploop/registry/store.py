@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from amploop.errors import DatasetNotFound, StoreError, UsageError
 from amploop.registry.artifacts import ArtifactStore
 from amploop.registry.engine import MAX_ROWS, open_engine, store_error
+from amploop.registry.loop_state import LoopStateMixin
 from amploop.registry.model_versions import ModelVersionsMixin, version_in_range
 from amploop.registry.monitoring import MonitoringMixin
 from amploop.registry.predictions import PredictionsMixin
@@ -47,6 +48,7 @@ from amploop.registry.tables import (
     DriftReportRow,
     EvaluationRow,
     FeedbackRow,
+    LoopDecisionRow,
     ModelVersionRow,
     PredictionRow,
     RegisteredModel,
@@ -59,12 +61,14 @@ from amploop.workspace import Workspace, current_actor, mask_url
 __all__ = ["Store"]
 
 
-class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin, MonitoringMixin):
+class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin, MonitoringMixin, LoopStateMixin):
     """Persisted state behind every amploop stage. Open with :meth:`Store.open`; close when done.
 
     Its run methods come from :class:`~amploop.registry.runs.RunsMixin`, its model-version
-    methods from :class:`~amploop.registry.model_versions.ModelVersionsMixin`, and the prediction
-    log, feedback and API keys from :class:`~amploop.registry.predictions.PredictionsMixin`.
+    methods from :class:`~amploop.registry.model_versions.ModelVersionsMixin`, the prediction
+    log, feedback and API keys from :class:`~amploop.registry.predictions.PredictionsMixin`,
+    monitoring's profiles, reports and alerts from :class:`~amploop.registry.monitoring.MonitoringMixin`,
+    and the loop's decisions and leases from :class:`~amploop.registry.loop_state.LoopStateMixin`.
     """
 
     def __init__(self, engine: Engine, artifacts: ArtifactStore, workspace: Workspace) -> None:
@@ -130,6 +134,7 @@ class Store(RunsMixin, ModelVersionsMixin, PredictionsMixin, MonitoringMixin):
             "api_keys": ApiKeyRow,
             "drift_reports": DriftReportRow,
             "alerts": AlertRow,
+            "loop_decisions": LoopDecisionRow,
         }
         with self.read() as session:
             counts = {name: session.scalar(select(func.count()).select_from(t)) or 0 for name, t in tables.items()}

@@ -36,6 +36,8 @@ __all__ = [
     "DriftReportRow",
     "EvaluationRow",
     "FeedbackRow",
+    "LoopDecisionRow",
+    "LoopLeaseRow",
     "ModelVersionRow",
     "PredictionRow",
     "ProfileRow",
@@ -297,3 +299,29 @@ class AlertRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivery: Mapped[str | None] = mapped_column(String(255), nullable=True)  # webhook outcome, when one is set
+
+
+class LoopDecisionRow(Base):
+    """One decision of the closed loop (retrain started, promoted, rejected, rolled back, ...) with its numbers."""
+
+    __tablename__ = "loop_decisions"
+    __table_args__ = (Index("ix_loop_decisions_model_name_at", "model_name", "at"),)
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    challenger_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    numbers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+
+
+class LoopLeaseRow(Base):
+    """Which loop controller may act on a model, until when: one at a time, and a dead one's lease expires."""
+
+    __tablename__ = "loop_leases"
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -38,9 +38,10 @@ def test_open_migrates_to_head_and_records_each_step_once(workspace, backend):
             "api_keys": 0,
             "drift_reports": 0,
             "alerts": 0,
+            "loop_decisions": 0,
         }
     with Store.open(workspace) as store:  # a second open applies nothing
-        assert [h["revision"] for h in store.schema_history()] == ["0001", "0002", "0003", "0004", "0005"]
+        assert [h["revision"] for h in store.schema_history()] == ["0001", "0002", "0003", "0004", "0005", "0006"]
 
 
 def test_migrated_schema_matches_the_table_definitions(workspace):
@@ -142,7 +143,7 @@ def test_eight_processes_opening_a_fresh_store_at_once(workspace):
     assert {r.stdout.strip() for r in results} == {head_revision()}
     with Store.open(workspace) as store:
         history = store.schema_history()
-    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004", "0005"]  # each step ran exactly once
+    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004", "0005", "0006"]  # each step ran exactly once
 
 
 def test_unreachable_postgres_names_the_url_with_password_masked(tmp_path):
