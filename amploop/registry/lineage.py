@@ -2,7 +2,7 @@
 
 version → run (configuration, code version, timings) → dataset fingerprints (train, validation,
 test and the source, each with its own parents and transformation) → parent version (for
-retrains) → evaluations with their gate verdicts → alias moves.
+retrains) → evaluations with their gate verdicts → alias moves → the loop's decisions on it.
 """
 
 from __future__ import annotations
@@ -83,5 +83,8 @@ def lineage(store: Store, name: str, version: int) -> dict[str, Any]:
     ]
     result["alias_moves"] = [
         m.to_dict() for m in alias_history(store, name) if version in (m.from_version, m.to_version)
+    ]
+    result["loop_decisions"] = [  # the closed loop's decisions that concern this version, as champion or challenger
+        d.to_dict() for d in store.loop_decisions(name) if version in (d.champion_version, d.challenger_version)
     ]
     return result

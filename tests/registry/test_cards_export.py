@@ -81,6 +81,10 @@ def test_lineage_reaches_run_config_code_data_and_evaluations(home):
     with _store(home) as store:
         config = AmploopConfig(evaluate=EvaluateConfig(robustness=False, parity_precisions=[]))
         evaluate_version("adult:1", config, store=store)
+        store.record_loop_decision(
+            "adult", "rejected", reasons=["lineage test"], champion_version=1, challenger_version=9
+        )
+        store.record_loop_decision("adult", "retrain", reasons=["another version"], champion_version=7)
         facts = lineage(store, "adult", 1)
     assert facts["run"]["config"]["model"]["architecture"] == "mlp"
     assert facts["run"]["precision"] in ("bf16", "fp32") and facts["run"]["precision_reason"]
@@ -88,6 +92,7 @@ def test_lineage_reaches_run_config_code_data_and_evaluations(home):
     train = facts["data"]["train"]
     assert train["rows"] == 29305 and train["parents"][0]["fingerprint"] == facts["data"]["source"]["fingerprint"]
     assert facts["evaluations"] and facts["evaluations"][-1]["rules"]
+    assert [(d["kind"], d["reasons"]) for d in facts["loop_decisions"]] == [("rejected", ["lineage test"])]
 
 
 def test_model_card_html_opens_in_chromium(home, browser, tmp_path):

@@ -143,7 +143,8 @@ def test_eight_processes_opening_a_fresh_store_at_once(workspace):
     assert {r.stdout.strip() for r in results} == {head_revision()}
     with Store.open(workspace) as store:
         history = store.schema_history()
-    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004", "0005", "0006"]  # each step ran exactly once
+    # each step ran exactly once
+    assert [h["revision"] for h in history] == ["0001", "0002", "0003", "0004", "0005", "0006"]
 
 
 def test_unreachable_postgres_names_the_url_with_password_masked(tmp_path):
