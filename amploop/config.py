@@ -204,6 +204,10 @@ class LoopConfig(_Section):
     min_new_rows: int = Field(1000, ge=0)  # rows logged since the last retrain before another may start
     cooldown_s: float = Field(3600.0, ge=0)  # the least time between two retrains
     max_retrains_per_day: int = Field(4, ge=1)  # retrains started in any 24 hours
+    data_window: Literal["expanding", "sliding"] = "expanding"  # retrain on every row so far, or the newest only
+    window_rows: int = Field(20_000, ge=10)  # sliding: the newest rows a retrain learns from
+    gate_margin: float = Field(0.01, ge=0, le=1)  # the challenger must beat the champion on recent rows by this
+    max_original_regression: float = Field(0.02, ge=0, le=1)  # ... and lose at most this on the original test rows
 
 
 class AmploopConfig(_Section):

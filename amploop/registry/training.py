@@ -170,6 +170,7 @@ def train_version(
     reason: str | None = None,
     exclude_label_issues: bool = False,
     exclude_outliers: bool = False,
+    parent_version: int | None = None,
 ) -> TrainOutcome | None:
     """Train as ``config`` says and register the result as a new model version.
 
@@ -179,7 +180,8 @@ def train_version(
     ``reason`` (kept in the audit log); ``exclude_label_issues`` and ``exclude_outliers`` keep
     the rows it flags out of training and validation (never out of the test rows). With
     ``resume``, a run whose checkpoint says it finished is not trained and registered again.
-    ``store`` defaults to the workspace's (opened and closed here). Rank 0 returns the
+    ``parent_version`` (a retrain's champion) is kept with the run. ``store`` defaults to the
+    workspace's (opened and closed here). Rank 0 returns the
     :class:`TrainOutcome`; other torchrun ranks return ``None``.
     """
     from amploop.train.checkpoint import CheckpointManager
@@ -225,7 +227,8 @@ def train_version(
         if store is not None:
             run = store.start_run(
                 "train",
-                config=config.to_dict(),
+                # a retrain's run names the version it retrains (models lineage shows it)
+                config={**config.to_dict(), **({"parent_version": parent_version} if parent_version else {})},
                 dataset_fingerprints={"source": data.fingerprint},
                 code_version=code_version(),
             )

@@ -1,0 +1,216 @@
+"""One retrain of the closed loop: new data → challenger → the same rows for both → gate → promote or reject.
+
+1. **Data.** The champion's own training data (its run's ``data.source``) plus the rows served
+   since and labelled through feedback, in arrival order. The newest fifth of the labelled rows
+   (at least one) is the *recent holdout*: neither model trains on it. ``loop.data_window``
+   ``expanding`` trains on everything else; ``sliding`` on the newest ``loop.window_rows`` rows
+   of it. The training set is written as a CSV under the workspace and trained from there, so
+   the run records it as a dataset like any other (with the data-quality check training runs).
+2. **Challenger.** Trained with the champion's configuration (architecture, options, seed,
+   precision choice); its run records the champion as ``parent_version``.
+3. **Same rows.** Champion and challenger are scored on the recent holdout and on the champion's
+   original test rows (rebuilt from its run and fingerprint-checked).
+4. **Gate.** The challenger must beat the champion on the recent holdout by ``loop.gate_margin``
+   and lose no more than ``loop.max_original_regression`` on the original test rows. Then it is
+   evaluated as any version is (its release gate), and promoted; otherwise rejected.
+
+Every step is a stored :class:`~amploop.registry.records.LoopDecisionRecord` with its numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from amploop.config import AmploopConfig
+from amploop.errors import GateFailed, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from amploop.registry.records import LoopDecisionRecord
+    from amploop.registry.store import Store
+
+__all__ = ["RetrainOutcome", "labelled_rows", "retrain"]
+
+HOLDOUT_SHARE = 0.2  # the newest labelled rows kept out of training, for both models' recent score
+PAGE_REQUESTS = 2000
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one retrain decided: ``promoted``, ``rejected`` or ``blocked``, with every number it used."""
+
+    decision: LoopDecisionRecord
+    champion: int
+    challenger: int | None
+    numbers: dict[str, Any]
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.kind == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.to_dict(),
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "numbers": self.numbers,
+        }
+
+
+def labelled_rows(store: Store, name: str, target: str) -> pd.DataFrame:
+    """Every served row of ``name`` that got a feedback label, in arrival order, with the label as ``target``."""
+    rows: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = store.prediction_log(name, after_id=after, limit=PAGE_REQUESTS)
+        if not page:
+            break
+        labels = {(f.request_id, f.row): f.label for f in store.feedback([r.request_id for r in page])}
+        for request in page:
+            for i, record in enumerate(request.features):
+                if (request.request_id, i) in labels:
+                    rows.append({**record, target: labels[(request.request_id, i)]})
+        if len(page) < PAGE_REQUESTS:
+            break
+        after = page[-1].id
+    return pd.DataFrame.from_records(rows)
+
+
+def _accuracy(store: Store, reference: str, table: pd.DataFrame, target: str) -> float:
+    from amploop.registry.loading import load_model
+
+    predictor = load_model(reference, store=store)
+    predicted = predictor.predict(table.drop(columns=[target]))
+    truth = [str(v) for v in table[target].tolist()]
+    return float(np.mean([str(p) == t for p, t in zip(predicted, truth, strict=True)]))
+
+
+def retrain(
+    store: Store,
+    name: str,
+    config: AmploopConfig,
+    *,
+    reasons: Sequence[str],
+    actor: str = "amploop-loop",
+    progress: bool = False,
+) -> RetrainOutcome:
+    """Retrain ``name``'s champion on its data plus the labelled traffic; promote the challenger or reject it."""
+    from amploop.data import open_dataset
+    from amploop.registry.aliases import promote
+    from amploop.registry.artifacts import write_file_atomically
+    from amploop.registry.evaluations import evaluate_version, holdout_dataset
+    from amploop.registry.training import train_version
+
+    loop = config.loop
+    champion = store.alias_version(name, "champion")
+    if champion is None:
+        store.get_model_version(name)
+        raise NotFound(f"model '{name}' has no champion to retrain; promote a version first")
+    record = store.get_model_version(name, champion)
+    from amploop.registry.loading import load_model
+
+    if load_model(f"{name}:{champion}", store=store).bundle.task != "classification":
+        raise UsageError(
+            f"{name}:{champion} is not a classifier; the loop compares accuracy, so it retrains classifiers"
+        )
+    if record.run_id is None:
+        raise UsageError(f"{name}:{champion} has no training run on record, so its configuration is unknown")
+    stored = {k: v for k, v in store.get_run(record.run_id).config.items() if k != "parent_version"}
+    base = AmploopConfig.model_validate(stored)  # the champion's configuration, as its run recorded it
+    target = base.data.target or open_dataset(base.data.source or "adult").target
+    recent = labelled_rows(store, name, target)
+    numbers: dict[str, Any] = {"labelled_rows": len(recent), "min_new_labels": loop.min_new_labels}
+    if len(recent) < max(loop.min_new_labels, 2):
+        decision = store.record_loop_decision(
+            name,
+            "blocked",
+            reasons=[*reasons, f"only {len(recent)} labelled rows; loop.min_new_labels is {loop.min_new_labels}"],
+            numbers=numbers,
+            champion_version=champion,
+            actor=actor,
+        )
+        return RetrainOutcome(decision, champion, None, numbers)
+    original = open_dataset(base.data.source or "adult", target=target).table
+    n_holdout = max(1, int(round(HOLDOUT_SHARE * len(recent))))
+    holdout, fresh = recent.iloc[-n_holdout:], recent.iloc[:-n_holdout]
+    fresh = fresh.astype({target: original[target].dtype}, errors="ignore")
+    training = pd.concat([original, fresh.reindex(columns=original.columns)], ignore_index=True)
+    if loop.data_window == "sliding":
+        training = training.iloc[-loop.window_rows :]
+    folder = store.workspace.home / "loop" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    source = folder / f"{stamp}-training.csv"
+    write_file_atomically(source, training.to_csv(index=False).encode("utf-8"))
+    numbers.update(training_rows=len(training), holdout_rows=len(holdout), data_window=loop.data_window)
+    store.record_loop_decision(
+        name, "retrain", reasons=list(reasons), numbers=dict(numbers), champion_version=champion, actor=actor
+    )
+    started = time.perf_counter()
+    trained = train_version(
+        base.model_copy(update={"data": base.data.model_copy(update={"source": str(source)})}),
+        dataset=str(source),
+        store=store,
+        progress=progress,
+        parent_version=champion,
+    )
+    assert trained is not None  # rank 0
+    challenger = trained.version.version
+    test = holdout_dataset(store, record).table
+    scores = {
+        "recent": {
+            "champion": _accuracy(store, f"{name}:{champion}", holdout, target),
+            "challenger": _accuracy(store, f"{name}:{challenger}", holdout, target),
+        },
+        "original": {
+            "champion": _accuracy(store, f"{name}:{champion}", test, target),
+            "challenger": _accuracy(store, f"{name}:{challenger}", test, target),
+        },
+    }
+    gain = scores["recent"]["challenger"] - scores["recent"]["champion"]
+    loss = scores["original"]["champion"] - scores["original"]["challenger"]
+    numbers.update(
+        accuracy=scores,
+        recent_gain=gain,
+        original_loss=loss,
+        gate_margin=loop.gate_margin,
+        max_original_regression=loop.max_original_regression,
+        train_seconds=round(time.perf_counter() - started, 2),
+    )
+    why = []
+    if gain < loop.gate_margin:
+        why.append(
+            f"on the recent rows the challenger is {gain:+.3f} against the champion; "
+            f"the gate asks for +{loop.gate_margin:g}"
+        )
+    if loss > loop.max_original_regression:
+        why.append(
+            f"on the original test rows it loses {loss:.3f}; "
+            f"loop.max_original_regression is {loop.max_original_regression:g}"
+        )
+    if not why:
+        evaluate_version(f"{name}:{challenger}", base, store=store, actor=actor)
+        try:
+            promote(
+                store, name, challenger, reason=f"loop: recent accuracy {gain:+.3f}; " + "; ".join(reasons), actor=actor
+            )
+        except GateFailed as exc:
+            why.append(f"its release gate said no: {exc.message}")
+    kind = "rejected" if why else "promoted"
+    explained = why or [f"the challenger is {gain:+.3f} on the recent rows and {-loss:+.3f} on the original test rows"]
+    decision = store.record_loop_decision(
+        name,
+        kind,
+        reasons=explained,
+        numbers=numbers,
+        champion_version=champion,
+        challenger_version=challenger,
+        actor=actor,
+    )
+    return RetrainOutcome(decision, champion, challenger, numbers)

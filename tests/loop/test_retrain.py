@@ -1,0 +1,114 @@
+"""One retrain of the closed loop in a real store: new labelled traffic → challenger → gate → promote or reject."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from amploop.config import AmploopConfig, LoopConfig
+from amploop.loop.retrain import labelled_rows, retrain
+from amploop.registry import Store
+from amploop.registry.lineage import lineage
+from amploop.registry.loading import load_model
+from amploop.workspace import Workspace
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.serve.conftest import MODEL, plants_table, train_plants
+
+NEW_MEANING = {"fern": "moss", "moss": "palm", "palm": "fern"}  # the world changed: same inputs, other kinds
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    tmp = tmp_path_factory.mktemp(f"retrain-{request.param}")
+    env = {"AMPLOOP_HOME": str(tmp / ".amploop")}
+    url = create_pg_database() if request.param == "postgresql" else None
+    if url:
+        env["AMPLOOP_DB_URL"] = url
+    workspace = Workspace.from_env(env)
+    train_plants(workspace, tmp, versions=1)
+    with Store.open(workspace) as store:
+        serve_with_labels(store, plants_table(400, seed=81))
+    yield workspace
+    if url:
+        drop_pg_database(url)
+
+
+def serve_with_labels(store: Store, rows: pd.DataFrame) -> None:
+    """Log ``rows`` as the champion answered them (10 a request) and give each its new-meaning label."""
+    predictor = load_model(f"{MODEL}@champion", store=store)
+    features = rows.drop(columns=["kind"])
+    predicted = predictor.predict(features)
+    start = datetime.now(UTC)
+    entries, labels = [], []
+    for i in range(0, len(rows), 10):
+        request_id = uuid.uuid4().hex
+        entries.append(
+            {
+                "request_id": request_id,
+                "model_name": MODEL,
+                "version": 1,
+                "role": "served",
+                "at": start + timedelta(seconds=i),
+                "n_rows": len(features.iloc[i : i + 10]),
+                "features": features.iloc[i : i + 10].to_dict(orient="records"),
+                "outputs": {"predictions": predicted[i : i + 10]},
+                "latency_ms": 1.0,
+                "replica": "test:1",
+            }
+        )
+        labels.append((request_id, [NEW_MEANING[k] for k in rows["kind"].iloc[i : i + 10]]))
+    store.log_predictions(entries)
+    for request_id, kinds in labels:
+        store.record_feedback(request_id, dict(enumerate(kinds)))
+
+
+def config(**loop) -> AmploopConfig:
+    return AmploopConfig(loop=LoopConfig(min_new_labels=100, **loop))
+
+
+def test_labelled_rows_come_back_in_arrival_order_with_their_labels(ws: Workspace):
+    with Store.open(ws) as store:
+        rows = labelled_rows(store, MODEL, "kind")
+    expected = plants_table(400, seed=81)
+    assert len(rows) == 400 and list(rows["kind"]) == [NEW_MEANING[k] for k in expected["kind"]]
+    assert rows["length"].tolist() == pytest.approx(expected["length"].tolist())
+
+
+def test_a_challenger_that_does_not_clear_the_gate_is_rejected_with_its_numbers(ws: Workspace):
+    with Store.open(ws) as store:
+        outcome = retrain(store, MODEL, config(), reasons=["test: realized accuracy fell"])
+        assert outcome.decision.kind == "rejected" and store.alias_version(MODEL, "champion") == 1
+        numbers = outcome.numbers
+        # trained on the old rows and the new ones, the challenger learns neither meaning well enough
+        assert numbers["holdout_rows"] == 80 and numbers["training_rows"] == 600 + 320
+        assert set(numbers["accuracy"]) == {"recent", "original"}
+        assert numbers["accuracy"]["recent"]["champion"] < 0.1  # the old meaning is wrong on new rows
+        assert any("the gate asks for" in r or "max_original_regression" in r for r in outcome.decision.reasons)
+        kinds = [d.kind for d in store.loop_decisions(MODEL)]
+        assert kinds[-2:] == ["retrain", "rejected"]
+        assert lineage(store, MODEL, outcome.challenger)["parent_version"] == 1
+
+
+def test_a_challenger_that_learned_the_new_world_is_promoted(ws: Workspace):
+    with Store.open(ws) as store:
+        accept = config(data_window="sliding", window_rows=320, max_original_regression=1.0)
+        outcome = retrain(store, MODEL, accept, reasons=["test: the meaning of the inputs changed"])
+        assert outcome.promoted, outcome.decision.reasons
+        assert store.alias_version(MODEL, "champion") == outcome.challenger
+        recent = outcome.numbers["accuracy"]["recent"]
+        assert recent["challenger"] > 0.9 and recent["challenger"] - recent["champion"] >= 0.01
+        assert outcome.numbers["training_rows"] == 320  # only the newest rows, as loop.window_rows says
+        audited = [e.action for e in store.audit_log()]
+        assert audited[-1] == "loop.promoted" and "model.alias" in audited[-3:]
+        assert store.list_evaluations(MODEL, outcome.challenger)  # evaluated as any version is, before promotion
+
+
+def test_too_few_labels_is_a_blocked_decision_not_a_retrain(ws: Workspace):
+    with Store.open(ws) as store:
+        outcome = retrain(store, MODEL, AmploopConfig(loop=LoopConfig(min_new_labels=10_000)), reasons=["test"])
+        assert outcome.decision.kind == "blocked" and outcome.challenger is None
+        assert "only 400 labelled rows; loop.min_new_labels is 10000" in outcome.decision.reasons[-1]
