@@ -2,68 +2,29 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
-import pandas as pd
 import pytest
 
 from amploop.config import AmploopConfig, LoopConfig
 from amploop.loop.retrain import labelled_rows, retrain
 from amploop.registry import Store
 from amploop.registry.lineage import lineage
-from amploop.registry.loading import load_model
 from amploop.workspace import Workspace
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.serve.conftest import MODEL, plants_table, train_plants
+from tests.monitor.test_windows import give_labels, log_rows
+from tests.serve.conftest import MODEL, plants_on, plants_table
 
 NEW_MEANING = {"fern": "moss", "moss": "palm", "palm": "fern"}  # the world changed: same inputs, other kinds
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    tmp = tmp_path_factory.mktemp(f"retrain-{request.param}")
-    env = {"AMPLOOP_HOME": str(tmp / ".amploop")}
-    url = create_pg_database() if request.param == "postgresql" else None
-    if url:
-        env["AMPLOOP_DB_URL"] = url
-    workspace = Workspace.from_env(env)
-    train_plants(workspace, tmp, versions=1)
-    with Store.open(workspace) as store:
-        serve_with_labels(store, plants_table(400, seed=81))
-    yield workspace
-    if url:
-        drop_pg_database(url)
-
-
-def serve_with_labels(store: Store, rows: pd.DataFrame) -> None:
-    """Log ``rows`` as the champion answered them (10 a request) and give each its new-meaning label."""
-    predictor = load_model(f"{MODEL}@champion", store=store)
-    features = rows.drop(columns=["kind"])
-    predicted = predictor.predict(features)
-    start = datetime.now(UTC)
-    entries, labels = [], []
-    for i in range(0, len(rows), 10):
-        request_id = uuid.uuid4().hex
-        entries.append(
-            {
-                "request_id": request_id,
-                "model_name": MODEL,
-                "version": 1,
-                "role": "served",
-                "at": start + timedelta(seconds=i),
-                "n_rows": len(features.iloc[i : i + 10]),
-                "features": features.iloc[i : i + 10].to_dict(orient="records"),
-                "outputs": {"predictions": predicted[i : i + 10]},
-                "latency_ms": 1.0,
-                "replica": "test:1",
-            }
-        )
-        labels.append((request_id, [NEW_MEANING[k] for k in rows["kind"].iloc[i : i + 10]]))
-    store.log_predictions(entries)
-    for request_id, kinds in labels:
-        store.record_feedback(request_id, dict(enumerate(kinds)))
+    with plants_on(request.param, tmp_path_factory.mktemp(f"retrain-{request.param}")) as workspace:
+        with Store.open(workspace) as store:  # served as the champion answered, then labelled by the new meaning
+            rows = plants_table(400, seed=81)
+            ids = log_rows(store, rows)
+            give_labels(store, ids, [NEW_MEANING[k] for k in rows["kind"]])
+        yield workspace
 
 
 def config(**loop) -> AmploopConfig:

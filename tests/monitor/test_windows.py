@@ -25,23 +25,14 @@ from amploop.monitor.windows import monitor_model
 from amploop.registry import Store
 from amploop.registry.loading import load_model
 from amploop.workspace import Workspace
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.serve.conftest import MODEL, plants_table, train_plants
+from tests.serve.conftest import MODEL, plants_on, plants_table
 from tests.test_cli import run
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    tmp = tmp_path_factory.mktemp(f"monitor-{request.param}")
-    env = {"AMPLOOP_HOME": str(tmp / ".amploop")}
-    url = create_pg_database() if request.param == "postgresql" else None
-    if url:
-        env["AMPLOOP_DB_URL"] = url
-    workspace = Workspace.from_env(env)
-    train_plants(workspace, tmp, versions=1)
-    yield workspace
-    if url:
-        drop_pg_database(url)
+    with plants_on(request.param, tmp_path_factory.mktemp(f"monitor-{request.param}")) as workspace:
+        yield workspace
 
 
 def log_rows(store: Store, rows: pd.DataFrame, *, per_request: int = 10, start: datetime | None = None) -> list[str]:

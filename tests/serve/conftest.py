@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -58,6 +59,19 @@ def plants_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     ws = Workspace.from_env({"AMPLOOP_HOME": str(tmp / ".amploop")})
     train_plants(ws, tmp)
     return ws
+
+
+@contextlib.contextmanager
+def plants_on(backend: str, tmp: Path) -> Iterator[Workspace]:
+    """plants:1 (champion) in a fresh workspace on ``backend``: sqlite, or postgresql with a database of its own."""
+    url = create_pg_database() if backend == "postgresql" else None
+    ws = Workspace.from_env({"AMPLOOP_HOME": str(tmp / ".amploop"), **({"AMPLOOP_DB_URL": url} if url else {})})
+    try:
+        train_plants(ws, tmp, versions=1)
+        yield ws
+    finally:
+        if url:
+            drop_pg_database(url)
 
 
 @pytest.fixture(scope="module")
