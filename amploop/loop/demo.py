@@ -93,10 +93,12 @@ def rainfall_story(
     key = create_api_key(store, role="operator", name="demo feedback")
     started = time.perf_counter()
     with (
-        background_server(store, config, f"{MODEL}:{version}") as (url, _),
+        background_server(store, config, f"{MODEL}:{version}") as (url, state),
         httpx.Client(base_url=url, timeout=30) as client,
     ):
-        tell("serve", {"url": url, "version": f"{MODEL}:{version}", "precision": "fp32"})
+        served = state.primary.slot.current
+        assert served is not None  # the server checked and loaded it before binding the port
+        tell("serve", {"url": url, "version": served.reference, "precision": served.precision})
         sent = []
         for start in range(0, len(records), DEMO_REQUEST_ROWS):  # in time order: the log keeps arrival order
             answer = client.post("/v1/predict", json={"records": records[start : start + DEMO_REQUEST_ROWS]})
