@@ -197,8 +197,9 @@ class LoopTriggersConfig(_Section):
 
 
 class LoopConfig(_Section):
-    enabled: bool = False  # let the controller retrain and promote on its own
+    enabled: bool = False  # let the controller retrain, promote and roll back on its own (off: it only watches)
     check_interval_s: float = Field(3600.0, gt=0)  # how often the controller looks
+    lease_ttl_s: float = Field(300.0, ge=1)  # a controller's hold on a model; renewed while it works
     min_new_labels: int = Field(500, ge=0)  # labelled feedback needed before a retrain
     triggers: LoopTriggersConfig = Field(default_factory=LoopTriggersConfig)  # what calls for a retrain
     min_new_rows: int = Field(1000, ge=0)  # rows logged since the last retrain before another may start
@@ -208,6 +209,8 @@ class LoopConfig(_Section):
     window_rows: int = Field(20_000, ge=10)  # sliding: the newest rows a retrain learns from
     gate_margin: float = Field(0.01, ge=0, le=1)  # the challenger must beat the champion on recent rows by this
     max_original_regression: float = Field(0.02, ge=0, le=1)  # ... and lose at most this on the original test rows
+    rollback_min_labels: int = Field(200, ge=1)  # labelled rows served by a new champion before it is judged
+    rollback_drop: float = Field(0.03, gt=0, le=1)  # roll back when it is this far behind the previous champion
 
 
 class AmploopConfig(_Section):

@@ -20,7 +20,7 @@ Every step is a stored :class:`~amploop.registry.records.LoopDecisionRecord` wit
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from amploop.registry.records import LoopDecisionRecord
     from amploop.registry.store import Store
 
-__all__ = ["RetrainOutcome", "labelled_rows", "retrain"]
+__all__ = ["RetrainOutcome", "accuracy_on", "labelled_rows", "retrain"]
 
 HOLDOUT_SHARE = 0.2  # the newest labelled rows kept out of training, for both models' recent score
 PAGE_REQUESTS = 2000
@@ -63,12 +63,15 @@ class RetrainOutcome:
         }
 
 
-def labelled_rows(store: Store, name: str, target: str) -> pd.DataFrame:
-    """Every served row of ``name`` that got a feedback label, in arrival order, with the label as ``target``."""
+def labelled_rows(
+    store: Store, name: str, target: str, *, version: int | None = None, since: datetime | None = None
+) -> pd.DataFrame:
+    """Every served row of ``name`` (by ``version``, from ``since``, when given) that got a feedback
+    label, in arrival order, with the label as ``target``."""
     rows: list[dict[str, Any]] = []
     after = None
     while True:
-        page = store.prediction_log(name, after_id=after, limit=PAGE_REQUESTS)
+        page = store.prediction_log(name, version=version, since=since, after_id=after, limit=PAGE_REQUESTS)
         if not page:
             break
         labels = {(f.request_id, f.row): f.label for f in store.feedback([r.request_id for r in page])}
@@ -82,7 +85,8 @@ def labelled_rows(store: Store, name: str, target: str) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def _accuracy(store: Store, reference: str, table: pd.DataFrame, target: str) -> float:
+def accuracy_on(store: Store, reference: str, table: pd.DataFrame, target: str) -> float:
+    """The share of ``table``'s rows that model ``reference`` (``name:version``) labels as ``target`` says."""
     from amploop.registry.loading import load_model
 
     predictor = load_model(reference, store=store)
@@ -97,10 +101,16 @@ def retrain(
     config: AmploopConfig,
     *,
     reasons: Sequence[str],
+    evidence: Mapping[str, Any] | None = None,
+    guard: Callable[[], str | None] | None = None,
     actor: str = "amploop-loop",
     progress: bool = False,
 ) -> RetrainOutcome:
-    """Retrain ``name``'s champion on its data plus the labelled traffic; promote the challenger or reject it."""
+    """Retrain ``name``'s champion on its data plus the labelled traffic; promote the challenger or reject it.
+
+    ``evidence`` (the trigger's numbers) is kept with the decisions. ``guard`` is asked just before
+    the promotion; a reason from it (the controller lost its lease, say) abandons the step instead.
+    """
     from amploop.data import open_dataset
     from amploop.registry.aliases import promote
     from amploop.registry.artifacts import write_file_atomically
@@ -125,7 +135,7 @@ def retrain(
     base = AmploopConfig.model_validate(stored)  # the champion's configuration, as its run recorded it
     target = base.data.target or open_dataset(base.data.source or "adult").target
     recent = labelled_rows(store, name, target)
-    numbers: dict[str, Any] = {"labelled_rows": len(recent), "min_new_labels": loop.min_new_labels}
+    numbers: dict[str, Any] = {**(evidence or {}), "labelled_rows": len(recent), "min_new_labels": loop.min_new_labels}
     if len(recent) < max(loop.min_new_labels, 2):
         decision = store.record_loop_decision(
             name,
@@ -165,12 +175,12 @@ def retrain(
     test = holdout_dataset(store, record).table
     scores = {
         "recent": {
-            "champion": _accuracy(store, f"{name}:{champion}", holdout, target),
-            "challenger": _accuracy(store, f"{name}:{challenger}", holdout, target),
+            "champion": accuracy_on(store, f"{name}:{champion}", holdout, target),
+            "challenger": accuracy_on(store, f"{name}:{challenger}", holdout, target),
         },
         "original": {
-            "champion": _accuracy(store, f"{name}:{champion}", test, target),
-            "challenger": _accuracy(store, f"{name}:{challenger}", test, target),
+            "champion": accuracy_on(store, f"{name}:{champion}", test, target),
+            "challenger": accuracy_on(store, f"{name}:{challenger}", test, target),
         },
     }
     gain = scores["recent"]["challenger"] - scores["recent"]["champion"]
@@ -194,6 +204,18 @@ def retrain(
             f"on the original test rows it loses {loss:.3f}; "
             f"loop.max_original_regression is {loop.max_original_regression:g}"
         )
+    stopped = guard() if guard is not None and not why else None
+    if stopped is not None:
+        decision = store.record_loop_decision(
+            name,
+            "abandoned",
+            reasons=[f"the challenger cleared the loop's gate, but {stopped}; the champion stays"],
+            numbers=numbers,
+            champion_version=champion,
+            challenger_version=challenger,
+            actor=actor,
+        )
+        return RetrainOutcome(decision, champion, challenger, numbers)
     if not why:
         evaluate_version(f"{name}:{challenger}", base, store=store, actor=actor)
         try:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DECISION_KINDS", "LoopStateMixin"]
 
-DECISION_KINDS = ("retrain", "promoted", "rejected", "rolled_back", "abandoned", "blocked")
+DECISION_KINDS = ("retrain", "promoted", "rejected", "confirmed", "rolled_back", "abandoned", "blocked")
 
 
 class LoopStateMixin:

@@ -35,9 +35,18 @@ def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         yield workspace
 
 
-def log_rows(store: Store, rows: pd.DataFrame, *, per_request: int = 10, start: datetime | None = None) -> list[str]:
-    """Log ``rows`` as a server answering requests of ``per_request`` rows does; the request ids."""
-    predictor = load_model(f"{MODEL}:1", store=store)
+def log_rows(
+    store: Store,
+    rows: pd.DataFrame,
+    *,
+    per_request: int = 10,
+    start: datetime | None = None,
+    version: int = 1,
+    row_s: float = 1.0,
+) -> list[str]:
+    """Log ``rows`` as a server answering with ``version`` in requests of ``per_request`` rows does, a
+    request every ``row_s`` seconds per row from ``start``; the request ids."""
+    predictor = load_model(f"{MODEL}:{version}", store=store)
     features = rows.drop(columns=["kind"])
     probabilities = predictor.predict_outputs(features)
     classes = [str(c) for c in predictor.bundle.classes]
@@ -51,9 +60,9 @@ def log_rows(store: Store, rows: pd.DataFrame, *, per_request: int = 10, start: 
             {
                 "request_id": request_id,
                 "model_name": MODEL,
-                "version": 1,
+                "version": version,
                 "role": "served",
-                "at": start + timedelta(seconds=i),
+                "at": start + timedelta(seconds=i * row_s),
                 "n_rows": len(p),
                 "features": features.iloc[i : i + per_request].to_dict(orient="records"),
                 "outputs": {
