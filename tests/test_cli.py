@@ -108,7 +108,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     extra = {}
     if backend == "postgresql":
         extra["AMPLOOP_DB_URL"] = request.getfixturevalue("pg_url")
-    result = run(["demo", "--json"], tmp_path, extra, timeout=900)
+    result = run(["demo", "--short", "--json"], tmp_path, extra, timeout=900)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [s["stage"] for s in out["stages"]] == [
@@ -119,15 +119,24 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         "promote",
         "predict",
         "serve",
-        "monitor",
+        "loop",
     ]
-    scored, served, monitored = out["stages"][5], out["stages"][6], out["stages"][7]
-    # rainfall traffic through the server: the first critical alarm falls where the series changes
-    assert monitored["model"] == "rainfall:1" and monitored["traffic_rows"] == 18159 - 8000
-    assert 11_500 <= monitored["first_alarm_row"] <= 13_000, monitored["first_alarm"]
-    assert monitored["first_alarm"]["severity"] == "critical"
-    windows = monitored["monitor"]["windows"]
-    assert len(windows) == (18159 - 8000) // 500 and all(w["realized"]["n"] == 500 for w in windows)
+    scored, served, story = out["stages"][5], out["stages"][6], out["stages"][7]
+    # rainfall through the server with the loop watching: the alarm falls where the series changes,
+    # a retrained model is promoted after it, and the windows it serves are right more often
+    windows = story["windows"]
+    assert story["traffic_rows"] == 6500 and len(windows) == 13
+    assert [w["first_row"] for w in windows] == list(range(8000, 14_500, 500))
+    assert 11_500 <= story["first_alarm_row"] <= 13_000, story["first_alarm"]
+    assert story["first_alarm"]["severity"] == "critical"
+    assert story["first_promotion_row"] is not None and story["champion"] > story["first_version"]
+    assert story["decisions"].count("promoted") >= 1 and story["retrains"] <= 6
+    recovered = story["accuracy"]
+    assert recovered["after_promotion"] > recovered["after_change_before_promotion"] + 0.03, recovered
+    served_after = [w for w in windows if w["first_row"] >= story["first_promotion_row"]]
+    assert all(w["served_by"] != ["rainfall:1"] for w in served_after)  # the server swapped the new champion in
+    page = Path(story["html"]).read_text()
+    assert "<svg" in page and "promoted" in page and "<script" not in page
     assert scored["rows"] == 20_000 and scored["model_version"] == "adult:1" and Path(scored["output"]).exists()
     traffic = served["traffic"]
     assert served["version"] == "adult:1" and traffic["requests"] > 0 and traffic["errors"] == 0
@@ -150,12 +159,14 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         "mnist5k": 5000,
         "rainfall": 18159,
     }
-    # the three built-in datasets, adult's train, validation and test rows, and the same four of rainfall's early days
-    assert out["store"]["counts"]["datasets"] == 10 and out["store"]["backend"] == backend
-    assert out["store"]["counts"]["model_versions"] == 2
-    assert out["store"]["counts"]["drift_reports"] == len(windows) and out["store"]["counts"]["alerts"] > 0
-    again = json.loads(run(["demo", "--json"], tmp_path, extra, timeout=900).stdout)
-    assert again["store"]["counts"]["datasets"] == 10  # recording is idempotent
+    # the three built-in datasets, adult's train, validation and test rows, the same four of rainfall's early
+    # days, and four for each retrain's derived training set
+    counts = out["store"]["counts"]
+    assert counts["datasets"] == 10 + 4 * story["retrains"] and out["store"]["backend"] == backend
+    assert counts["model_versions"] == 2 + story["retrains"]  # adult, rainfall, and each challenger
+    assert counts["drift_reports"] == len(windows) and counts["alerts"] > 0
+    assert counts["loop_decisions"] == len(story["decisions"])
+    again = json.loads(run(["demo", "--short", "--json"], tmp_path, extra, timeout=900).stdout)
     assert again["stages"][2]["model"]["version"] == 2
     assert again["stages"][3]["verdict"] == "pass"  # no worse than the champion, version 1
     assert again["stages"][4]["from_version"] == 1 and again["stages"][4]["to_version"] == 2
@@ -163,6 +174,8 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     workspace = Workspace.from_env({"AMPLOOP_HOME": str(tmp_path / ".amploop"), **extra})
     with Store.open(workspace) as store:
         evaluations = [store.list_evaluations("adult", version) for version in (1, 2)]
+        recorded = [d for d in store.list_datasets() if "/loop/" not in d.source]
+    assert len(recorded) == 10  # recording the built-in data and the early days again adds nothing
     assert [len(e) for e in evaluations] == [1, 1]
     for [evaluation], shown in zip(evaluations, (out, again), strict=True):
         verdict = evaluation.report["verdict"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
 
 from amploop.cli._common import JsonFlag, app, command, out, print_json, state
 from amploop.cli.data import render_quality, render_summary
@@ -41,23 +44,11 @@ def _render_stage(stage: str, result: Any) -> None:
     elif stage == "serve":
         out.print(f"serving {result['version']} at {result['url']} ({result['precision']})", highlight=False)
         return
-    elif stage == "monitor":
-        from amploop.cli.monitor import print_monitor
-        from amploop.loop.demo import DEMO_TRAINING_ROWS
-
-        print_monitor(result, alerts=False, row_offset=DEMO_TRAINING_ROWS)  # rows of the rainfall series
+    elif stage == "window":
+        render_window(result)
         return
-    elif stage == "alarm":
-        row = result["first_alarm_row"]
-        if row is None:
-            out.print("no critical alarm in the rainfall traffic", highlight=False)
-        else:
-            out.print(
-                f"[bold red]first alarm[/] at rainfall row {row:,} (the series changes near row 12,000): "
-                f"{result['first_alarm']['message']}",
-                highlight=False,
-                markup=True,
-            )
+    elif stage == "story":
+        render_story(result)
         return
     elif stage == "traffic":
         t = result.to_dict()
@@ -71,13 +62,62 @@ def _render_stage(stage: str, result: Any) -> None:
     out.print()
 
 
+def render_window(w: dict[str, Any]) -> None:
+    """One line of the loop's timeline: rows, who served them, accuracy, alarms, decisions."""
+    alarms = [a for a in w["alerts"] if a["severity"] == "critical"]
+    line = f"rows {w['first_row']:>6,}–{w['last_row']:<6,} {', '.join(w['served_by']):<11} accuracy {w['accuracy']:.3f}"
+    if alarms:
+        line += f"  [bold red]alarm[/] {escape(alarms[0]['kind'])}"
+    for d in w["decisions"]:
+        if d["kind"] == "retrain":
+            line += f"  → retrain (v{d['champion_version']})"
+        elif d["kind"] in ("promoted", "rejected"):
+            recent = (d["accuracy"] or {}).get("recent", {})
+            scores = f" recent {recent['challenger']:.3f} vs {recent['champion']:.3f}" if recent else ""
+            style = "bold green" if d["kind"] == "promoted" else "yellow"
+            line += f"  → [{style}]v{d['challenger_version']} {d['kind']}[/]{scores}"
+        else:
+            line += f"  → {d['kind']}"
+    out.print(line, highlight=False, markup=True)
+
+
+def render_story(story: dict[str, Any]) -> None:
+    accuracy = story["accuracy"]
+
+    def show(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    alarm = story["first_alarm_row"]
+    promoted = story["first_promotion_row"]
+    out.print(
+        f"[bold]rainfall:[/] first alarm at row {alarm:,} " if alarm is not None else "[bold]rainfall:[/] no alarm; ",
+        end="",
+        highlight=False,
+        markup=True,
+    )
+    out.print(
+        f"(the data changes at row {story['change_row']:,}); {story['retrains']} retrains, "
+        + (f"a new champion from row {promoted:,} (now v{story['champion']})" if promoted else "no promotion")
+        + f"; accuracy {show(accuracy['before_change'])} before the change, "
+        f"{show(accuracy['after_change_before_promotion'])} after it, {show(accuracy['after_promotion'])} "
+        f"with the new model",
+        highlight=False,
+    )
+    out.print(f"the story as a page: {story['html']}", highlight=False)
+
+
 @app.command("demo")
 @command
-def demo(as_json: JsonFlag = False) -> None:
-    """Run every stage that exists on the built-in data, end to end: serving, then rainfall traffic monitored."""
+def demo(
+    short: Annotated[
+        bool, typer.Option("--short", help="Stop the rainfall traffic at row 14,500 (the change and the retrain).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run every stage on the built-in data: train, evaluate, register, serve, then the closed loop on rainfall."""
     from amploop.loop.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
 
-    result = run_demo(state.config(), progress=not as_json, on_stage=None if as_json else _render_stage)
+    result = run_demo(state.config(), progress=not as_json, short=short, on_stage=None if as_json else _render_stage)
     if as_json:
         print_json(result.to_dict())
         return

@@ -1,11 +1,13 @@
 """One retrain of the closed loop: new data → challenger → the same rows for both → gate → promote or reject.
 
 1. **Data.** The champion's own training data (its run's ``data.source``) plus the rows served
-   since and labelled through feedback, in arrival order. The newest fifth of the labelled rows
-   (at least one) is the *recent holdout*: neither model trains on it. ``loop.data_window``
+   since and labelled through feedback, in arrival order. The newest labelled rows are the
+   *recent holdout*, which neither model trains on: a fifth of the labelled rows (of at most
+   ``loop.window_rows`` of them when sliding, so the holdout stays recent), at least one. ``loop.data_window``
    ``expanding`` trains on everything else; ``sliding`` on the newest ``loop.window_rows`` rows
-   of it. The training set is written as a CSV under the workspace and trained from there, so
-   the run records it as a dataset like any other (with the data-quality check training runs).
+   of it. The training set is written as a CSV under the workspace (``loop/NAME``) and trained
+   from there; the run records it as a derived dataset, the champion's data its parent and the
+   recipe its transformation, and the data-quality check runs on it as on any training data.
 2. **Challenger.** Trained with the champion's configuration (architecture, options, seed,
    precision choice); its run records the champion as ``parent_version``.
 3. **Same rows.** Champion and challenger are scored on the recent holdout and on the champion's
@@ -19,6 +21,7 @@ Every step is a stored :class:`~amploop.registry.records.LoopDecisionRecord` wit
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,8 +149,10 @@ def retrain(
             actor=actor,
         )
         return RetrainOutcome(decision, champion, None, numbers)
-    original = open_dataset(base.data.source or "adult", target=target).table
-    n_holdout = max(1, int(round(HOLDOUT_SHARE * len(recent))))
+    parent = open_dataset(base.data.source or "adult", target=target)
+    original = parent.table
+    span = min(len(recent), loop.window_rows) if loop.data_window == "sliding" else len(recent)
+    n_holdout = max(1, int(round(HOLDOUT_SHARE * span)))  # a fifth of what a retrain looks at
     holdout, fresh = recent.iloc[-n_holdout:], recent.iloc[:-n_holdout]
     fresh = fresh.astype({target: original[target].dtype}, errors="ignore")
     training = pd.concat([original, fresh.reindex(columns=original.columns)], ignore_index=True)
@@ -156,8 +161,16 @@ def retrain(
     folder = store.workspace.home / "loop" / name
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    source = folder / f"{stamp}-training.csv"
+    source = folder / f"{name}-loop-{stamp}.csv"
     write_file_atomically(source, training.to_csv(index=False).encode("utf-8"))
+    how = (
+        f"loop retrain of {name}:{champion}: its training data ({len(original):,} rows) and "
+        f"{len(fresh):,} labelled served rows (the newest {len(holdout):,} held out)"
+        + (f", the newest {loop.window_rows:,} kept (sliding)" if loop.data_window == "sliding" else "")
+    )
+    derived = dataclasses.replace(
+        open_dataset(str(source), target=target), parents=(parent.fingerprint,), transformation=how
+    )
     numbers.update(training_rows=len(training), holdout_rows=len(holdout), data_window=loop.data_window)
     store.record_loop_decision(
         name, "retrain", reasons=list(reasons), numbers=dict(numbers), champion_version=champion, actor=actor
@@ -165,7 +178,7 @@ def retrain(
     started = time.perf_counter()
     trained = train_version(
         base.model_copy(update={"data": base.data.model_copy(update={"source": str(source)})}),
-        dataset=str(source),
+        dataset=derived,
         store=store,
         progress=progress,
         parent_version=champion,

@@ -172,3 +172,19 @@ def test_a_controller_killed_mid_retrain_is_closed_cleanly_by_the_next(ws: Works
         assert "loop.lease_takeover" in [e.action for e in store.audit_log()]
         for version in abandoned.numbers["registered"]:  # a challenger it registered stays, and unpromoted
             assert store.get_model_version(MODEL, version).status == "ready"
+
+
+def test_sigterm_between_steps_stops_the_controller_and_releases_its_lease(tmp_path: Path):
+    with plants_on("sqlite", tmp_path) as ws:
+        proc = loop_run(ws, write_settings(ws), "--interval", "600")
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""  # the first step's line: then it waits
+            assert line.startswith(f"{MODEL}: watched"), line + (proc.stderr.read() if proc.stderr else "")
+            with Store.open(ws) as store:
+                assert store.lease(MODEL) is not None  # held while it runs
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+        with Store.open(ws) as store:
+            assert store.lease(MODEL) is None and kinds(store) == []

@@ -51,7 +51,13 @@ def test_a_challenger_that_does_not_clear_the_gate_is_rejected_with_its_numbers(
         assert any("the gate asks for" in r or "max_original_regression" in r for r in outcome.decision.reasons)
         kinds = [d.kind for d in store.loop_decisions(MODEL)]
         assert kinds[-2:] == ["retrain", "rejected"]
-        assert lineage(store, MODEL, outcome.challenger)["parent_version"] == 1
+        found = lineage(store, MODEL, outcome.challenger)
+        assert found["parent_version"] == 1
+        # its training data is a derived dataset: the champion's data its parent, the recipe its transformation
+        derived = found["data"]["train"]["parents"][0]
+        assert derived["transformation"].startswith("loop retrain of plants:1: its training data (600 rows)")
+        champion_data = lineage(store, MODEL, 1)["data"]["train"]["parents"][0]
+        assert derived["parents"][0]["fingerprint"] == champion_data["fingerprint"]
 
 
 def test_a_challenger_that_learned_the_new_world_is_promoted(ws: Workspace):
