@@ -12,8 +12,9 @@ The stages, each a function that takes plain inputs and returns a typed result w
 :func:`evaluate_version`, :func:`promote`, :func:`rollback`, :func:`write_model_card` and
 :func:`load_model` (a :class:`Predictor` for ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``),
 :func:`predict_file` (batch scoring of a CSV or Parquet file), :func:`create_api_key`,
-:func:`monitor_model` (windows of the prediction log compared with the training rows) and
-:func:`drift_files` (two files compared column by column); the prediction server is
+:func:`monitor_model` (windows of the prediction log compared with the training rows),
+:func:`drift_files` (two files compared column by column) and :func:`run_ci` (data check →
+train → evaluate → gate in one call, what ``amploop ci`` runs); the prediction server is
 :func:`amploop.serve.serve`.
 """
 
@@ -93,6 +94,8 @@ _EXPORTS = {
     "monitor_model": "amploop.monitor.windows",
     "FileDriftReport": "amploop.monitor.files",
     "drift_files": "amploop.monitor.files",
+    "CiResult": "amploop.loop.ci",
+    "run_ci": "amploop.loop.ci",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -145,6 +148,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Unavailable,
         UsageError,
     )
+    from amploop.loop.ci import CiResult, run_ci
     from amploop.models.runtime import Predictor
     from amploop.monitor.files import FileDriftReport, drift_files
     from amploop.monitor.windows import DriftReport, MonitorResult, monitor_model

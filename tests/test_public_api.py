@@ -13,6 +13,7 @@ def test_public_names_are_pinned():
         "ArtifactError",
         "ArtifactStore",
         "AuthError",
+        "CiResult",
         "ConfigError",
         "Conflict",
         "CreatedKey",
@@ -66,6 +67,7 @@ def test_public_names_are_pinned():
         "predict_file",
         "promote",
         "rollback",
+        "run_ci",
         "train_version",
         "write_model_card",
     ]
