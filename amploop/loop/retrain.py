@@ -1,17 +1,19 @@
 """One retrain of the closed loop: new data → challenger → the same rows for both → gate → promote or reject.
 
-1. **Data.** The champion's own training data (its run's ``data.source``) plus the rows served
-   since and labelled through feedback, in arrival order. The newest labelled rows are the
-   *recent holdout*, which neither model trains on: a fifth of the labelled rows (of at most
-   ``loop.window_rows`` of them when sliding, so the holdout stays recent), at least one. ``loop.data_window``
-   ``expanding`` trains on everything else; ``sliding`` on the newest ``loop.window_rows`` rows
-   of it. The training set is written as a CSV under the workspace (``loop/NAME``) and trained
-   from there; the run records it as a derived dataset, the champion's data its parent and the
-   recipe its transformation, and the data-quality check runs on it as on any training data.
+1. **Data.** The original training data (that of the first version in the champion's line: follow
+   ``parent_version`` back to a version the loop did not train) plus every served row labelled
+   through feedback, in arrival order; so a row is never counted twice, however many retrains
+   came before. The newest labelled rows are the *recent holdout*, which neither model trains
+   on: a fifth of the labelled rows (of at most ``loop.window_rows`` of them when sliding, so the
+   holdout stays recent), at least one. ``loop.data_window`` ``expanding`` trains on everything
+   else; ``sliding`` on the newest ``loop.window_rows`` rows of it. The training set is written
+   as a CSV under the workspace (``loop/NAME``) and trained from there; the run records it as a
+   derived dataset, the original data its parent and the recipe its transformation, and the
+   data-quality check runs on it as on any training data.
 2. **Challenger.** Trained with the champion's configuration (architecture, options, seed,
    precision choice); its run records the champion as ``parent_version``.
-3. **Same rows.** Champion and challenger are scored on the recent holdout and on the champion's
-   original test rows (rebuilt from its run and fingerprint-checked).
+3. **Same rows.** Champion and challenger are scored on the recent holdout and on the original
+   test rows (those of the first version in the line, rebuilt from its run and fingerprint-checked).
 4. **Gate.** The challenger must beat the champion on the recent holdout by ``loop.gate_margin``
    and lose no more than ``loop.max_original_regression`` on the original test rows. Then it is
    evaluated as any version is (its release gate), and promoted; otherwise rejected.
@@ -35,7 +37,7 @@ from amploop.config import AmploopConfig
 from amploop.errors import GateFailed, NotFound, UsageError
 
 if TYPE_CHECKING:
-    from amploop.registry.records import LoopDecisionRecord
+    from amploop.registry.records import LoopDecisionRecord, ModelVersionRecord
     from amploop.registry.store import Store
 
 __all__ = ["RetrainOutcome", "accuracy_on", "labelled_rows", "retrain"]
@@ -98,6 +100,18 @@ def accuracy_on(store: Store, reference: str, table: pd.DataFrame, target: str) 
     return float(np.mean([str(p) == t for p, t in zip(predicted, truth, strict=True)]))
 
 
+def _root(store: Store, record: ModelVersionRecord) -> ModelVersionRecord:
+    """The first version of ``record``'s line: follow ``parent_version`` back to a version the loop did not train."""
+    seen = {record.version}
+    while record.run_id is not None:
+        parent = store.get_run(record.run_id).config.get("parent_version")
+        if parent is None or parent in seen:
+            break
+        seen.add(parent)
+        record = store.get_model_version(record.name, int(parent))
+    return record
+
+
 def retrain(
     store: Store,
     name: str,
@@ -136,6 +150,7 @@ def retrain(
         raise UsageError(f"{name}:{champion} has no training run on record, so its configuration is unknown")
     stored = {k: v for k, v in store.get_run(record.run_id).config.items() if k != "parent_version"}
     base = AmploopConfig.model_validate(stored)  # the champion's configuration, as its run recorded it
+    root = _root(store, record)  # the version the loop started from: its data and test rows are the original
     target = base.data.target or open_dataset(base.data.source or "adult").target
     recent = labelled_rows(store, name, target)
     numbers: dict[str, Any] = {**(evidence or {}), "labelled_rows": len(recent), "min_new_labels": loop.min_new_labels}
@@ -149,7 +164,8 @@ def retrain(
             actor=actor,
         )
         return RetrainOutcome(decision, champion, None, numbers)
-    parent = open_dataset(base.data.source or "adult", target=target)
+    root_source = store.get_run(root.run_id).config.get("data", {}).get("source") if root.run_id else None
+    parent = open_dataset(root_source or base.data.source or "adult", target=target)
     original = parent.table
     span = min(len(recent), loop.window_rows) if loop.data_window == "sliding" else len(recent)
     n_holdout = max(1, int(round(HOLDOUT_SHARE * span)))  # a fifth of what a retrain looks at
@@ -164,7 +180,7 @@ def retrain(
     source = folder / f"{name}-loop-{stamp}.csv"
     write_file_atomically(source, training.to_csv(index=False).encode("utf-8"))
     how = (
-        f"loop retrain of {name}:{champion}: its training data ({len(original):,} rows) and "
+        f"loop retrain of {name}:{champion}: the training data of {name}:{root.version} ({len(original):,} rows) and "
         f"{len(fresh):,} labelled served rows (the newest {len(holdout):,} held out)"
         + (f", the newest {loop.window_rows:,} kept (sliding)" if loop.data_window == "sliding" else "")
     )
@@ -185,7 +201,7 @@ def retrain(
     )
     assert trained is not None  # rank 0
     challenger = trained.version.version
-    test = holdout_dataset(store, record).table
+    test = holdout_dataset(store, root).table
     scores = {
         "recent": {
             "champion": accuracy_on(store, f"{name}:{champion}", holdout, target),

@@ -55,7 +55,7 @@ def test_a_challenger_that_does_not_clear_the_gate_is_rejected_with_its_numbers(
         assert found["parent_version"] == 1
         # its training data is a derived dataset: the champion's data its parent, the recipe its transformation
         derived = found["data"]["train"]["parents"][0]
-        assert derived["transformation"].startswith("loop retrain of plants:1: its training data (600 rows)")
+        assert derived["transformation"].startswith("loop retrain of plants:1: the training data of plants:1 (600 rows)")
         champion_data = lineage(store, MODEL, 1)["data"]["train"]["parents"][0]
         assert derived["parents"][0]["fingerprint"] == champion_data["fingerprint"]
 
@@ -72,6 +72,19 @@ def test_a_challenger_that_learned_the_new_world_is_promoted(ws: Workspace):
         audited = [e.action for e in store.audit_log()]
         assert audited[-1] == "loop.promoted" and "model.alias" in audited[-3:]
         assert store.list_evaluations(MODEL, outcome.challenger)  # evaluated as any version is, before promotion
+
+
+def test_a_retrain_of_a_retrained_champion_starts_again_from_the_original_data(ws: Workspace):
+    with Store.open(ws) as store:
+        champion = store.alias_version(MODEL, "champion")
+        assert lineage(store, MODEL, champion)["parent_version"] == 1  # promoted by the test above
+        outcome = retrain(store, MODEL, config(), reasons=["test: once more"])
+        # the original 600 rows and the 320 labelled ones: not the champion's own set, which holds them already
+        assert outcome.numbers["training_rows"] == 600 + 320
+        derived = lineage(store, MODEL, outcome.challenger)["data"]["train"]["parents"][0]
+        first = lineage(store, MODEL, 2)["data"]["train"]["parents"][0]  # the first retrain saw the same rows
+        assert derived["fingerprint"] == first["fingerprint"] and "320 labelled" in derived["transformation"]
+        assert outcome.numbers["accuracy"]["original"]["champion"] < 0.1  # plants:1's test rows: the old meaning
 
 
 def test_too_few_labels_is_a_blocked_decision_not_a_retrain(ws: Workspace):
