@@ -55,7 +55,8 @@ def test_a_challenger_that_does_not_clear_the_gate_is_rejected_with_its_numbers(
         assert found["parent_version"] == 1
         # its training data is a derived dataset: the champion's data its parent, the recipe its transformation
         derived = found["data"]["train"]["parents"][0]
-        assert derived["transformation"].startswith("loop retrain of plants:1: the training data of plants:1 (600 rows)")
+        recipe = "loop retrain of plants:1: the training data of plants:1 (600 rows)"
+        assert derived["transformation"].startswith(recipe)
         champion_data = lineage(store, MODEL, 1)["data"]["train"]["parents"][0]
         assert derived["parents"][0]["fingerprint"] == champion_data["fingerprint"]
 
