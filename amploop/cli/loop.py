@@ -27,7 +27,8 @@ def _print_step(step: Any) -> None:
         out.print(f"{step.model}: waiting; the lease is held by {found['lease_holder']}", highlight=False)
         return
     out.print(
-        f"{step.model}: {found['acted']} (champion v{found['champion']}, {found['new_windows']} new windows, "
+        f"{step.model}: {found['acted']} (champion v{found['champion']}, {found['new_windows']} new "
+        f"window{'' if found['new_windows'] == 1 else 's'}, "
         f"{found['seconds']:.1f} s)",
         highlight=False,
     )
@@ -103,7 +104,7 @@ def status_command(name: NAME, as_json: JsonFlag = False) -> None:
             "" if realized is None else f"; realized accuracy {realized['accuracy']:.3f} ({realized['n']} labels)"
         )
         out.print(
-            f"newest window: rows {window['rows'][0]:,}–{window['rows'][1]:,}, "
+            f"newest window of v{found['champion']}'s traffic: its rows {window['rows'][0]:,}–{window['rows'][1]:,}, "
             f"{'drifted' if window['drifted'] else 'no drift'}{measured}",
             highlight=False,
         )

@@ -332,7 +332,7 @@ class LoopController:
             now=now,
             new_rows=new_rows,
             retrains=retrains,
-            reference_accuracy=_reference_accuracy(decisions, champion, newest.report["reference"]),
+            reference_accuracy=newest.report["reference"].get("accuracy"),  # as the monitor's alerts judge it
             trained_at=self.store.get_model_version(self.name, champion).created_at,
         )
         self._decided_window = newest.id
@@ -362,19 +362,6 @@ class LoopController:
             progress=self.progress,
         )
         return trigger, [d for d in self.store.loop_decisions(self.name, limit=5) if d.id > before]
-
-
-def _reference_accuracy(decisions: list[Any], champion: int, reference: dict[str, Any]) -> float | None:
-    """What the champion's realized accuracy is held against: for a version the loop promoted, its
-    accuracy on the recent holdout that promoted it (the newest rows before it served); otherwise
-    its validation accuracy. A sliding window's validation rows are drawn from the same weeks as its
-    training rows, so they promise more than the weeks after can keep."""
-    for d in reversed(decisions):
-        if d.kind == "promoted" and d.challenger_version == champion:
-            recent = d.numbers.get("accuracy", {}).get("recent", {}).get("challenger")
-            if recent is not None:
-                return float(recent)
-    return reference.get("accuracy")
 
 
 def loop_status(store: Store, name: str, *, limit: int = 10) -> dict[str, Any]:

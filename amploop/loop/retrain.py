@@ -12,8 +12,9 @@
    data-quality check runs on it as on any training data.
 2. **Challenger.** Trained with the champion's configuration (architecture, options, seed,
    precision choice); its run records the champion as ``parent_version``.
-3. **Same rows.** Champion and challenger are scored on the recent holdout and on the original
-   test rows (those of the first version in the line, rebuilt from its run and fingerprint-checked).
+3. **Same rows.** Champion and challenger are scored on the recent holdout and on the champion's
+   original test rows (rebuilt from its run and fingerprint-checked): what it was last trained
+   for, so a challenger may move with the world but not forget the world just before.
 4. **Gate.** The challenger must beat the champion on the recent holdout by ``loop.gate_margin``
    and lose no more than ``loop.max_original_regression`` on the original test rows. Then it is
    evaluated as any version is (its release gate), and promoted; otherwise rejected.
@@ -201,7 +202,7 @@ def retrain(
     )
     assert trained is not None  # rank 0
     challenger = trained.version.version
-    test = holdout_dataset(store, root).table
+    test = holdout_dataset(store, record).table
     scores = {
         "recent": {
             "champion": accuracy_on(store, f"{name}:{champion}", holdout, target),
@@ -252,7 +253,7 @@ def retrain(
                 store, name, challenger, reason=f"loop: recent accuracy {gain:+.3f}; " + "; ".join(reasons), actor=actor
             )
         except GateFailed as exc:
-            why.append(f"its release gate said no: {exc.message}")
+            why.append(f"its release gate said no: {exc.message.split('; promoting it anyway')[0]}")
     kind = "rejected" if why else "promoted"
     explained = why or [f"the challenger is {gain:+.3f} on the recent rows and {-loss:+.3f} on the original test rows"]
     decision = store.record_loop_decision(
