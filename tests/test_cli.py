@@ -108,7 +108,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     extra = {}
     if backend == "postgresql":
         extra["AMPLOOP_DB_URL"] = request.getfixturevalue("pg_url")
-    result = run(["demo", "--short", "--json"], tmp_path, extra, timeout=900)
+    result = run(["demo", "--short", "--no-ui", "--json"], tmp_path, extra, timeout=900)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [s["stage"] for s in out["stages"]] == [
@@ -166,7 +166,7 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
     assert counts["model_versions"] == 2 + story["retrains"]  # adult, rainfall, and each challenger
     assert counts["drift_reports"] == len(windows) and counts["alerts"] > 0
     assert counts["loop_decisions"] == len(story["decisions"])
-    again = json.loads(run(["demo", "--short", "--json"], tmp_path, extra, timeout=900).stdout)
+    again = json.loads(run(["demo", "--short", "--no-ui", "--json"], tmp_path, extra, timeout=900).stdout)
     assert again["stages"][2]["model"]["version"] == 2
     assert again["stages"][3]["verdict"] == "pass"  # no worse than the champion, version 1
     assert again["stages"][4]["from_version"] == 1 and again["stages"][4]["to_version"] == 2

@@ -8,7 +8,7 @@ them registers their commands on ``app``.
 
 from __future__ import annotations
 
-from amploop.cli import ci, data, demo, evaluate, keys, loop, models, monitor, predict, serve, store, train  # noqa: F401 - registers the commands
+from amploop.cli import ci, data, demo, evaluate, keys, loop, models, monitor, predict, serve, store, train, ui  # noqa: F401 - registers the commands
 from amploop.cli._common import app
 
 __all__ = ["app", "main"]

@@ -112,9 +112,16 @@ def demo(
     short: Annotated[
         bool, typer.Option("--short", help="Stop the rainfall traffic at row 14,500 (the change and the retrain).")
     ] = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="End when the story ends, without the dashboard (for CI; --json too).")
+    ] = False,
+    ui_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The dashboard's port (0 or in use: a free one).")
+    ] = 8080,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run every stage on the built-in data: train, evaluate, register, serve, then the closed loop on rainfall."""
+    """Run every stage on the built-in data: train, evaluate, register, serve, the closed loop on rainfall;
+    then keep the dashboard up until Ctrl-C."""
     from amploop.loop.demo import run_demo  # torch, scipy and the whole pipeline: only when the demo runs
 
     result = run_demo(state.config(), progress=not as_json, short=short, on_stage=None if as_json else _render_stage)
@@ -127,3 +134,33 @@ def demo(
         highlight=False,
         markup=True,
     )
+    if not no_ui:
+        _dashboard(ui_port)
+
+
+def _dashboard(port: int) -> None:
+    """The dashboard over the demo's store, in the foreground until Ctrl-C."""
+    import socket
+
+    from amploop.registry import Store
+    from amploop.ui.server import run_ui
+
+    for wanted in (port, 0):  # a busy port is not a reason to end the demo in an error: take a free one
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", wanted))
+            except OSError:
+                continue
+            port = probe.getsockname()[1]
+            break
+    with Store.open() as store:
+        run_ui(
+            store,
+            state.config(),
+            port=port,
+            on_ready=lambda url: out.print(
+                f"[bold]dashboard[/] at {url}/ — the owner's view of every model; Ctrl-C stops it",
+                highlight=False,
+                markup=True,
+            ),
+        )

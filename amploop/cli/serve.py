@@ -31,6 +31,7 @@ def serve_command(
     shadow: Annotated[str | None, typer.Option(help="A challenger that also scores each request; logged only.")] = None,
     canary: Annotated[str | None, typer.Option(help="A version that answers --canary-percent of requests.")] = None,
     canary_percent: Annotated[float | None, typer.Option(help="Share of requests the canary answers (0-100).")] = None,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="The dashboard at /ui beside the API.")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Serve a model over HTTP with dynamic batching, until SIGTERM or Ctrl-C (which drain first)."""
@@ -50,7 +51,8 @@ def serve_command(
         "serve.canary": canary,
         "serve.canary_percent": canary_percent,
     }
-    config = state.config({k: v for k, v in flags.items() if v is not None}).serve
+    settings = state.config({k: v for k, v in flags.items() if v is not None})
+    config = settings.serve
 
     def ready(url: str, server: ServerState) -> None:
         served = server.primary.slot.current
@@ -72,9 +74,16 @@ def serve_command(
             if slot.current is not None:
                 out.print(f"  {server.model_slot_name(slot)}: {slot.current.reference}", highlight=False)
         out.print(f"  API docs at {url}/docs, metrics at {url}/metrics; Ctrl-C drains and stops", highlight=False)
+        if ui:
+            out.print(f"  dashboard at {url}/ui/", highlight=False)
 
     with Store.open() as store:
-        summary = serve(model, config, store=store, on_ready=ready)
+        mounts = {}
+        if ui:
+            from amploop.ui.app import create_ui_app
+
+            mounts["/ui"] = create_ui_app(store, settings)
+        summary = serve(model, config, store=store, on_ready=ready, mounts=mounts)
     if as_json:
         print_json({"event": "stopped", **summary.to_dict()})
     else:

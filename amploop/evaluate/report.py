@@ -185,20 +185,11 @@ def corruption_svg(clean: float, corruptions: list[dict[str, Any]], metric: str)
     return "".join(parts)
 
 
-def render_html(report: EvaluationReport | Mapping[str, Any]) -> str:
-    """The report page: verdict first, then the evidence.
-
-    ``report``: an :class:`~amploop.evaluate.evaluation.EvaluationReport` or its ``to_dict()``
-    form (as the store keeps it).
-    """
-    if not isinstance(report, Mapping):
-        report = report.to_dict()
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = environment.from_string(
-        (resources.files("amploop.evaluate") / "templates" / "report.html.j2").read_text(encoding="utf-8")
-    )
+def report_charts(report: Mapping[str, Any]) -> dict[str, str]:
+    """Every chart of a stored report (its ``to_dict()`` form) as inline SVG, empty when it does not apply:
+    ``reliability_before``, ``reliability_after``, ``confusion``, ``slices``, ``corruption``."""
     # Every chart the template names, empty when it does not apply (no slice columns, no classes, ...).
-    charts: dict[str, Any] = dict.fromkeys(
+    charts: dict[str, str] = dict.fromkeys(
         ("reliability_before", "reliability_after", "confusion", "slices", "corruption"), ""
     )
     if report.get("calibration"):
@@ -217,6 +208,22 @@ def render_html(report: EvaluationReport | Mapping[str, Any]) -> str:
     if report.get("robustness") and report["robustness"]["corruptions"]:
         rob = report["robustness"]
         charts["corruption"] = corruption_svg(rob["clean_metric"], rob["corruptions"], slices["metric"])
+    return charts
+
+
+def render_html(report: EvaluationReport | Mapping[str, Any]) -> str:
+    """The report page: verdict first, then the evidence.
+
+    ``report``: an :class:`~amploop.evaluate.evaluation.EvaluationReport` or its ``to_dict()``
+    form (as the store keeps it).
+    """
+    if not isinstance(report, Mapping):
+        report = report.to_dict()
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = environment.from_string(
+        (resources.files("amploop.evaluate") / "templates" / "report.html.j2").read_text(encoding="utf-8")
+    )
+    charts = report_charts(report)
     scalar_metrics = {k: v for k, v in report["metrics"].items() if isinstance(v, float)}
     intervals = report.get("intervals") or {}  # absent in reports stored before intervals were kept
     return template.render(

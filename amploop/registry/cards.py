@@ -25,6 +25,7 @@ __all__ = [
     "CARD_TEXT_FIELDS",
     "DATASHEET_SECTIONS",
     "ModelCard",
+    "model_card_text",
     "render_datasheet",
     "render_model_card",
     "write_model_card",
@@ -102,10 +103,10 @@ class ModelCard:
         return {"name": self.name, "version": self.version, "format": self.format, "uri": self.uri}
 
 
-def write_model_card(
+def model_card_text(
     store: Store, name: str, version: int, *, config: AmploopConfig | None = None, fmt: str = "markdown"
-) -> ModelCard:
-    """Render the version's card from stored facts (lineage, latest evaluation) and ``project.card``; keep it."""
+) -> str:
+    """The version's card from stored facts (lineage, latest evaluation) and ``project.card``, not kept."""
     from amploop.config import AmploopConfig
     from amploop.registry.lineage import lineage
 
@@ -115,7 +116,14 @@ def write_model_card(
     facts = lineage(store, name, version)
     evaluations = store.list_evaluations(name, version)
     facts["latest_report"] = evaluations[-1].report if evaluations else None
-    text = render_model_card(facts, text=config.project.card, project=config.project.model_dump(), fmt=fmt)
+    return render_model_card(facts, text=config.project.card, project=config.project.model_dump(), fmt=fmt)
+
+
+def write_model_card(
+    store: Store, name: str, version: int, *, config: AmploopConfig | None = None, fmt: str = "markdown"
+) -> ModelCard:
+    """Render the version's card from stored facts (lineage, latest evaluation) and ``project.card``; keep it."""
+    text = model_card_text(store, name, version, config=config, fmt=fmt)
     suffix = "md" if fmt == "markdown" else "html"
     ref = store.artifacts.put_bytes(f"models/{name}/cards/{name}-{version}.{suffix}", text.encode())
     return ModelCard(name=name, version=version, format=fmt, text=text, uri=ref.uri)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any
@@ -79,6 +79,7 @@ def serve(
     store: Any,
     on_ready: Callable[[str, ServerState], None] | None = None,
     loader: Callable[..., Any] | None = None,
+    mounts: Mapping[str, Any] | None = None,
 ) -> ServeSummary:
     """Load ``reference`` (and any canary or shadow), then serve until SIGTERM or Ctrl-C.
 
@@ -95,6 +96,8 @@ def serve(
         )
     state = ServerState.open(config, reference, store=store, loader=loader)
     app = create_app(state)
+    for path, mounted in (mounts or {}).items():  # more ASGI apps beside the API (the dashboard at /ui)
+        app.mount(path, mounted)
     uv_config = uvicorn.Config(
         app,
         host=config.host,
