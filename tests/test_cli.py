@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from amploop.config import AmploopConfig
 from amploop.errors import ConfigError, DataError, DatasetNotFound, StoreError
 from amploop.registry import Store
+from amploop.ui.server import background_ui
 from amploop.workspace import Workspace
 
 AMPLOOP = str(Path(sys.executable).with_name("amploop"))
@@ -183,6 +186,15 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         assert "fail" not in outcomes.values() and evaluation.passed
         assert verdict["verdict"] == shown["stages"][3]["verdict"] == "pass"
     assert outcomes["champion_delta"] == "pass"  # version 2 was compared with the champion, version 1
+    # the dashboard over the demo's store shows its models, each with its champion and health in words
+    with Store.open(workspace) as store, background_ui(store, AmploopConfig()) as url:
+        overview = httpx.get(url + "/", timeout=60)
+        rainfall = httpx.get(url + "/models/rainfall", timeout=60)
+    assert overview.status_code == 200 and "rainfall" in overview.text and "adult" in overview.text
+    champion = again["stages"][7]["champion"]
+    assert f"live: version {champion}" in overview.text
+    assert any(word in overview.text for word in ("healthy", "watch", "needs action"))
+    assert rainfall.status_code == 200 and "promoted" in rainfall.text
 
 
 def test_usage_errors_exit_2(tmp_path):

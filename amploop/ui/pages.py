@@ -50,6 +50,7 @@ def model(store: Store, config: AmploopConfig, name: str) -> dict[str, Any]:
         "moves": [m.to_dict() for m in reversed(alias_history(store, name))],
         "lineage": traced,
         "decisions": [d.to_dict() for d in reversed(store.loop_decisions(name, limit=5))],
+        "rollback_to": _rollback_target(store, name, champion),
     }
 
 
@@ -116,22 +117,30 @@ def loop(store: Store, config: AmploopConfig, name: str) -> dict[str, Any]:
     return {"name": name, "status": status, "decisions": list(reversed(status["decisions"]))}
 
 
-def confirm_move(store: Store, name: str, version: int | None) -> dict[str, Any]:
-    """What a promotion (``version``) or a rollback (None) would change, before it is done."""
+def _rollback_target(store: Store, name: str, champion: int | None) -> int | None:
+    """The version a rollback goes to, as :func:`~amploop.registry.aliases.rollback` chooses it: the one
+    the champion moved from, the last time it came to its current version."""
     from amploop.registry.aliases import alias_history
 
+    if champion is None:
+        return None
+    return next(
+        (
+            m.from_version
+            for m in reversed(alias_history(store, name, "champion"))
+            if m.to_version == champion and m.from_version is not None and m.from_version != champion
+        ),
+        None,
+    )
+
+
+def confirm_move(store: Store, name: str, version: int | None) -> dict[str, Any]:
+    """What a promotion (``version``) or a rollback (None) would change, before it is done."""
     champion = store.alias_version(name, "champion")
     if version is None:
         if champion is None:
             raise ModelNotFound(f"model '{name}' has no champion to roll back")
-        target = next(  # as rollback() chooses: the version the champion moved from, last time it came here
-            (
-                m.from_version
-                for m in reversed(alias_history(store, name, "champion"))
-                if m.to_version == champion and m.from_version is not None and m.from_version != champion
-            ),
-            None,
-        )
+        target = _rollback_target(store, name, champion)
         if target is None:
             raise ModelNotFound(f"{name}@champion has no earlier version to roll back to")
     else:

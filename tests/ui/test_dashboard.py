@@ -64,7 +64,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 def load(browser: Any, url: str, width: int) -> tuple[Any, list[str]]:
     """Open ``url`` at ``width``: the page and every console error, page error, failed or 4xx/5xx request."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
+    page = browser.new_page()  # a browser (a fresh context) or a context (its cookies: signed in)
+    page.set_viewport_size({"width": width, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -82,18 +83,32 @@ def sign_in(page: Any, site: dict[str, Any], token: str) -> None:
     page.wait_for_load_state("load")
 
 
+def datasheet_path(site: dict[str, Any]) -> str:
+    with Store.open(site["ws"]) as store:
+        from amploop.registry.lineage import lineage
+
+        return f"/datasets/{lineage(store, MODEL, 1)['data']['source']['fingerprint']}/datasheet"
+
+
 def test_every_page_loads_cleanly_at_both_widths_and_passes_axe(site, browser, request):
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
     backend = request.node.callspec.params["site"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for path in PAGES:
+    signed = browser.new_context()  # an operator's pages: the confirmation step and the action links
+    signer = signed.new_page()
+    sign_in(signer, site, site["operator"])
+    signer.close()
+    operator_pages = [f"/models/{MODEL}", f"/models/{MODEL}/promote/2"]  # rollback's: in the rollback test
+    visits = [(browser, p) for p in [*PAGES, datasheet_path(site)]] + [(signed, p) for p in operator_pages]
+    for opener, path in visits:
         for width in WIDTHS:
-            page, problems = load(browser, site["url"] + path, width)
+            page, problems = load(opener, site["url"] + path, width)
             assert problems == [], (path, width, problems)
             assert page.locator("h1").count() >= 1
-            name = re.sub(r"[^a-z0-9]+", "-", path.strip("/")) or "overview"
+            name = re.sub(r"[^a-z0-9]+", "-", path.strip("/"))[:60] or "overview"
+            name += "-operator" if opener is signed else ""
             page.screenshot(path=str(ARTIFACTS / f"{backend}-{name}-{width}.png"), full_page=True)
             if width == WIDTHS[0]:
                 found = axe.run(page).response["violations"]
@@ -104,6 +119,7 @@ def test_every_page_loads_cleanly_at_both_widths_and_passes_axe(site, browser, r
             scroll = page.evaluate("document.documentElement.scrollWidth")
             assert scroll <= width + 1, (path, width, scroll)  # no sideways scrolling of the whole page
             page.close()
+    signed.close()
 
 
 def test_the_overview_names_each_model_its_champion_and_its_health_in_words(site, browser):
