@@ -16,9 +16,12 @@ app.add_typer(loop_app, name="loop")
 NAME = Annotated[str, typer.Argument(help="The model whose loop it is.")]
 
 
+def _versions(d: dict[str, Any]) -> str:
+    return f"v{d['champion_version']}" + (f" → v{d['challenger_version']}" if d["challenger_version"] else "")
+
+
 def _decision_line(d: dict[str, Any]) -> str:
-    versions = f"v{d['champion_version']}" + (f" → v{d['challenger_version']}" if d["challenger_version"] else "")
-    return f"{d['at'][:19]}  {d['kind']:<11} {versions:<10} {'; '.join(d['reasons'])}"
+    return f"{d['at'][:19]}  {d['kind']:<11} {_versions(d):<10} {'; '.join(d['reasons'])}"
 
 
 def _print_step(step: Any) -> None:
@@ -133,6 +136,5 @@ def history_command(
         return
     table = Table("at", "decision", "versions", "why")
     for d in decisions:
-        versions = f"v{d['champion_version']}" + (f" → v{d['challenger_version']}" if d["challenger_version"] else "")
-        table.add_row(d["at"][:19], d["kind"], versions, "; ".join(d["reasons"]))
+        table.add_row(d["at"][:19], d["kind"], _versions(d), "; ".join(d["reasons"]))
     out.print(table)
