@@ -76,6 +76,8 @@ def render_window(w: dict[str, Any]) -> None:
             scores = f" recent {recent['challenger']:.3f} vs {recent['champion']:.3f}" if recent else ""
             style = "bold green" if d["kind"] == "promoted" else "yellow"
             line += f"  → [{style}]v{d['challenger_version']} {d['kind']}[/]{scores}"
+        elif d["kind"] == "blocked":
+            line += f"  → held back: {escape(d['reasons'][-1])}"
         else:
             line += f"  → {d['kind']}"
     out.print(line, highlight=False, markup=True)
