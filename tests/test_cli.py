@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from amploop.config import AmploopConfig
@@ -107,7 +106,7 @@ def test_store_info_on_a_fresh_home(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, request):
+def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, request, browser):
     extra = {}
     if backend == "postgresql":
         extra["AMPLOOP_DB_URL"] = request.getfixturevalue("pg_url")
@@ -186,15 +185,20 @@ def test_demo_runs_to_the_end_and_records_the_datasets(tmp_path, backend, reques
         assert "fail" not in outcomes.values() and evaluation.passed
         assert verdict["verdict"] == shown["stages"][3]["verdict"] == "pass"
     assert outcomes["champion_delta"] == "pass"  # version 2 was compared with the champion, version 1
-    # the dashboard over the demo's store shows its models, each with its champion and health in words
-    with Store.open(workspace) as store, background_ui(store, AmploopConfig()) as url:
-        overview = httpx.get(url + "/", timeout=60)
-        rainfall = httpx.get(url + "/models/rainfall", timeout=60)
-    assert overview.status_code == 200 and "rainfall" in overview.text and "adult" in overview.text
+    # the dashboard over the demo's store, in chromium: its models, each with its champion and health in words
     champion = again["stages"][7]["champion"]
-    assert f"live: version {champion}" in overview.text
-    assert any(word in overview.text for word in ("healthy", "watch", "needs action"))
-    assert rainfall.status_code == 200 and "promoted" in rainfall.text
+    with Store.open(workspace) as store, background_ui(store, AmploopConfig()) as url:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url + "/")
+        card = page.locator("section.card", has_text="rainfall").inner_text()
+        assert f"live: version {champion}" in card and "adult" in page.inner_text("main")
+        assert any(word in card for word in ("healthy", "watch", "needs action"))
+        page.get_by_role("link", name="rainfall", exact=True).click()
+        page.wait_for_load_state("load")
+        assert "promoted" in page.inner_text("main") and errors == []
+        page.close()
 
 
 def test_usage_errors_exit_2(tmp_path):
