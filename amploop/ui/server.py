@@ -25,8 +25,8 @@ __all__ = ["background_ui", "run_ui"]
 class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn's own handler re-raises the signal at exit; Ctrl-C or SIGTERM here is a normal stop
+        self.force_exit = self.force_exit or (sig == signal.SIGINT and self.should_exit)  # a second Ctrl-C
         self.should_exit = True
-        self.force_exit = self.force_exit or (sig == signal.SIGINT and self.should_exit)
 
 
 def _server(store: Store, config: AmploopConfig, host: str, port: int) -> uvicorn.Server:

@@ -46,6 +46,7 @@ def test_amploop_ui_serves_until_interrupted(tmp_path):
             assert page.status_code == 404 and "no model named &#39;nosuch&#39;" in page.text
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=30) == 0
+            assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")  # Ctrl-C is a normal stop
         finally:
             proc.kill()
         with Store.open(ws) as store:
