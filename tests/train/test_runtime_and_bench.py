@@ -92,3 +92,24 @@ def test_gpu_benchmark_script_runs_on_the_cpu():
     )
     assert result.returncode == 0, result.stderr
     assert "amploop default" in result.stdout and "plain best" in result.stdout
+
+
+def test_the_one_device_call_script_runs_every_step_on_the_cpu(tmp_path):
+    result = subprocess.run(
+        ["bash", "bench/gpu_all.sh", "--small"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(s["step"], s["rc"]) for s in summary["steps"]] == [
+        ("train_gpu", 0),
+        ("precision", 0),
+        ("train_defaults", 0),
+    ], result.stderr
+    trained = json.loads((tmp_path / "train_defaults.txt").read_text())
+    assert trained["precision"]["reason"]  # the choice amploop made, with its reason, is in what comes back
+    assert "amploop default" in (tmp_path / "train_gpu.txt").read_text()
