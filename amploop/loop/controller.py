@@ -175,11 +175,8 @@ class LoopController:
         judged = self._judge_promotion(champion)
         if judged is not None:
             decisions.append(judged)
-            acted = judged.kind
-            if judged.kind == "rolled_back":
-                return self._done(
-                    acted, started, champion=judged.champion_version, windows=watched, decisions=decisions
-                )
+            if judged.kind == "rolled_back":  # the evidence was about the version just taken down
+                return self._done("rolled_back", started, windows=watched, decisions=decisions)
         trigger, decided = self._decide(champion, renewer)
         decisions.extend(decided)
         kinds = [d.kind for d in decided]
@@ -191,8 +188,7 @@ class LoopController:
             acted = judged.kind
         else:
             acted = "recovered" if recovered is not None else "watched"
-        now_champion = self.store.alias_version(self.name, "champion")
-        return self._done(acted, started, champion=now_champion, windows=watched, trigger=trigger, decisions=decisions)
+        return self._done(acted, started, windows=watched, trigger=trigger, decisions=decisions)
 
     def _done(
         self,
@@ -200,7 +196,6 @@ class LoopController:
         started: float,
         *,
         holder: str | None = None,
-        champion: int | None = None,
         windows: Any = None,
         trigger: TriggerDecision | None = None,
         decisions: list[LoopDecisionRecord] | None = None,
@@ -208,7 +203,7 @@ class LoopController:
         return LoopStep(
             model=self.name,
             acted=acted,
-            champion=champion if champion is not None else self.store.alias_version(self.name, "champion"),
+            champion=self.store.alias_version(self.name, "champion"),  # as the step leaves it
             lease_holder=holder or self.holder,
             new_windows=0 if windows is None else len(windows.windows),
             trigger=trigger,
